@@ -1,0 +1,5 @@
+"""``python -m speechae`` runs the command-line interface."""
+
+from speechae.cli import main
+
+raise SystemExit(main())

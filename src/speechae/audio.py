@@ -1,0 +1,137 @@
+"""Reading audio files: the only place that touches the file system for sound.
+
+Any format libsndfile decodes is accepted (WAV of any integer or float width, FLAC, OGG/Vorbis,
+Opus, MP3, AIFF, ...). Samples come back in the precision the reference pipeline computes in:
+integer WAV as float64, float WAV in its own width, compressed formats as float32 (the reference
+outputs were made by decoding those to float32 WAV).
+
+Example:
+    >>> import tempfile, numpy as np, soundfile as sf
+    >>> path = tempfile.mktemp(suffix=".wav")
+    >>> sf.write(path, np.zeros((16000, 2)), 16000, subtype="PCM_16")
+    >>> samples, rate = read_audio(path)
+    >>> samples.shape, samples.dtype, rate
+    ((16000, 2), dtype('float64'), 16000)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from speechae.errors import (
+    AudioDecodeError,
+    AudioFileNotFoundError,
+    EmptyAudioError,
+    NoAudioFilesError,
+    ParameterError,
+)
+
+__all__ = ["AUDIO_EXTENSIONS", "audio_duration", "find_audio_files", "read_audio"]
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aif",
+    ".aiff",
+    ".au",
+    ".caf",
+    ".w64",
+)
+
+
+def _open_info(path: Path) -> sf._SoundFileInfo:
+    if not path.exists():
+        raise AudioFileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioDecodeError(f"{path}: is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioDecodeError(
+            f"{path}: not a readable audio file (unsupported format or corrupt data: {error})"
+        ) from None
+
+
+def _reference_dtype(info: sf._SoundFileInfo) -> str:
+    if info.format == "WAV" or info.format == "WAVEX":
+        return "float32" if info.subtype == "FLOAT" else "float64"
+    return "float32"
+
+
+def read_audio(
+    path: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode an audio file, optionally only the part from ``start`` to ``end`` seconds.
+
+    Returns:
+        ``(samples, sampling_rate)``; samples have shape ``(frames,)`` for mono or
+        ``(frames, channels)``.
+
+    Raises:
+        AudioFileNotFoundError, AudioDecodeError, EmptyAudioError, ParameterError.
+    """
+    path = Path(path)
+    info = _open_info(path)
+    first = 0 if start is None else round(start * info.samplerate)
+    last = None if end is None else round(end * info.samplerate)
+    if first < 0 or (last is not None and last <= first):
+        raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
+    try:
+        samples, rate = sf.read(
+            str(path), start=first, stop=last, dtype=_reference_dtype(info), always_2d=False
+        )
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
+    if samples.shape[0] == 0:
+        raise EmptyAudioError(f"{path}: the file holds no audio samples")
+    return samples, rate
+
+
+def audio_duration(path: str | os.PathLike[str]) -> float:
+    """Duration in seconds from the file header (no decoding).
+
+    Example:
+        >>> import tempfile, numpy as np, soundfile as sf
+        >>> path = tempfile.mktemp(suffix=".flac")
+        >>> sf.write(path, np.zeros(8000), 16000)
+        >>> audio_duration(path)
+        0.5
+    """
+    info = _open_info(Path(path))
+    return info.frames / info.samplerate
+
+
+def find_audio_files(
+    folder: str | os.PathLike[str],
+    *,
+    recursive: bool = False,
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+) -> list[Path]:
+    """Audio files in ``folder`` (by extension, case-insensitive), sorted by path.
+
+    Raises:
+        AudioFileNotFoundError: the folder does not exist.
+        NoAudioFilesError: the folder has no file with one of ``extensions``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AudioFileNotFoundError(f"{folder}: no such folder")
+    wanted = {ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions}
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in wanted)
+    if not files:
+        raise NoAudioFilesError(
+            f"{folder}: no audio files ({', '.join(sorted(wanted))}) found"
+            + ("" if recursive else "; use recursive=True to search sub-folders")
+        )
+    return files

@@ -1,0 +1,216 @@
+"""The :class:`Extractor`: recordings in, feature tables indexed by ``(file, start, end)`` out.
+
+Every entry point (``process_signal``, ``process_file``, ``process_files``, ``process_folder``)
+funnels into one private path, :meth:`Extractor._process`, which calls
+:func:`speechae.features.compute_features`.
+
+Example:
+    >>> extractor = Extractor("cae-256", level="dynamic")  # doctest: +SKIP
+    >>> table = extractor.process_file("recording.wav")  # doctest: +SKIP
+    >>> table.index.names  # doctest: +SKIP
+    FrozenList(['file', 'start', 'end'])
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from speechae.audio import AUDIO_EXTENSIONS, find_audio_files, read_audio
+from speechae.errors import (
+    AudioError,
+    DroppedWindowsWarning,
+    NoAudioFilesError,
+    NoUsableWindowsError,
+    ParameterError,
+    SingleWindowWarning,
+)
+from speechae.features import (
+    FileFeatures,
+    compute_features,
+    dynamic_feature_names,
+    static_feature_names,
+)
+from speechae.frontend import LogMelFrontEnd
+from speechae.weights import LoadedModel, load_model
+
+__all__ = ["LEVELS", "Extractor"]
+
+LEVELS = ("static", "dynamic")
+
+
+def _seconds(values: Sequence[float] | np.ndarray) -> pd.TimedeltaIndex:
+    return pd.to_timedelta(np.asarray(values, dtype=np.float64), unit="s")
+
+
+def static_of(features: FileFeatures, name: str) -> np.ndarray:
+    """Static features of ``features``, warning once when one window makes them partly NaN."""
+    if len(features.starts) == 1:
+        warnings.warn(
+            SingleWindowWarning(
+                f"{name or 'the signal'}: only one 500 ms window, so skewness and kurtosis are NaN"
+            ),
+            stacklevel=3,
+        )
+    return features.static
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {str(device)!r} was requested but no CUDA GPU is available")
+    return device
+
+
+class Extractor:
+    """Extract DisVoice-exact autoencoder features from signals and files.
+
+    Args:
+        model: a registered model name (``"cae-256"``, ``"rae-256"``) or the path of a ``.pt`` or
+            ``.safetensors`` file.
+        level: ``"static"`` (one row of 1536 functionals per file) or ``"dynamic"`` (one row of
+            384 features per 500 ms window).
+        device: ``"cpu"`` (default) or ``"cuda"``.
+
+    Example:
+        >>> import numpy as np
+        >>> extractor = Extractor("cae-256")  # doctest: +SKIP
+        >>> extractor.process_signal(np.random.randn(32000), 16000).shape  # doctest: +SKIP
+        (1, 1536)
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "cae-256",
+        *,
+        level: str = "static",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if level not in LEVELS:
+            raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
+        self.level = level
+        self.device = _resolve_device(device)
+        self.model: LoadedModel = load_model(model, device=self.device)
+        self.frontend = LogMelFrontEnd().to(self.device)
+
+    def __repr__(self) -> str:
+        return f"Extractor(model={self.model.name!r}, level={self.level!r}, device={self.device.type!r})"
+
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the feature columns at this extractor's level."""
+        names = static_feature_names if self.level == "static" else dynamic_feature_names
+        return names(self.model.bottleneck, self.frontend.config.n_mels)
+
+    def process_signal(
+        self,
+        signal: np.ndarray,
+        sampling_rate: int,
+        *,
+        file: str = "",
+        start: float | None = None,
+        end: float | None = None,
+    ) -> pd.DataFrame:
+        """Features of a signal ``(samples,)`` or ``(samples, channels)``.
+
+        ``start`` and ``end`` (seconds) select a segment; times in the index are relative to the
+        beginning of ``signal``.
+        """
+        first = 0 if start is None else round(start * sampling_rate)
+        last = None if end is None else round(end * sampling_rate)
+        segment = np.asarray(signal)[first:last]
+        features = self._process(segment, sampling_rate, file)
+        return self._table([(file, first / sampling_rate, features)])
+
+    def process_file(
+        self, file: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+    ) -> pd.DataFrame:
+        """Features of one audio file (any format libsndfile reads), optionally a segment."""
+        return self._table([self._process_file(file, start, end)])
+
+    def process_files(self, files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+        """Features of several files, rows in the order given."""
+        results = [self._process_file(file, None, None) for file in files]
+        if not results:
+            raise NoAudioFilesError("no files were given")
+        return self._table(results)
+
+    def process_folder(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        recursive: bool = False,
+        extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+    ) -> pd.DataFrame:
+        """Features of every audio file in ``root``, sorted by path."""
+        return self.process_files(find_audio_files(root, recursive=recursive, extensions=extensions))
+
+    def file_features(
+        self, file: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+    ) -> FileFeatures:
+        """Per-window features of a file as arrays, before any table is made."""
+        return self._process_file(file, start, end)[2]
+
+    def _process_file(
+        self, file: str | os.PathLike[str], start: float | None, end: float | None
+    ) -> tuple[str, float, FileFeatures]:
+        signal, sampling_rate = read_audio(file, start=start, end=end)
+        return os.fspath(file), start or 0.0, self._process(signal, sampling_rate, os.fspath(file))
+
+    def _process(self, signal: np.ndarray, sampling_rate: int, file: str) -> FileFeatures:
+        try:
+            features = compute_features(
+                signal, sampling_rate, self.model.network, frontend=self.frontend, device=self.device
+            )
+        except AudioError as error:
+            if not file:
+                raise
+            raise type(error)(f"{file}: {error}") from None
+        name = file or "the signal"
+        total = len(features.starts) + len(features.dropped)
+        if len(features.starts) == 0:
+            raise NoUsableWindowsError(
+                f"{name}: all {total} windows have Mel values <= 0 (digital silence), "
+                "so no features can be computed"
+            )
+        if len(features.dropped):
+            times = ", ".join(f"{t:g}" for t in features.dropped)
+            warnings.warn(
+                DroppedWindowsWarning(
+                    f"{name}: {len(features.dropped)} of {total} windows dropped because their Mel "
+                    f"spectrogram has values <= 0 (digital silence); they start at {times} s"
+                ),
+                stacklevel=3,
+            )
+        return features
+
+    def _table(self, results: list[tuple[str, float, FileFeatures]]) -> pd.DataFrame:
+        if self.level == "static":
+            values = np.stack([static_of(features, file) for file, _, features in results])
+            files = [file for file, _, _ in results]
+            starts = [offset for _, offset, _ in results]
+            ends = [offset + features.duration for _, offset, features in results]
+        else:
+            values = np.concatenate([features.dynamic for _, _, features in results])
+            files = [file for file, _, features in results for _ in features.starts]
+            starts = np.concatenate([offset + features.starts for _, offset, features in results])
+            ends = starts + self.frontend.config.window_length / self.frontend.config.sampling_rate
+        index = pd.MultiIndex.from_arrays(
+            [pd.Index(files, dtype="string"), _seconds(starts), _seconds(ends)],
+            names=["file", "start", "end"],
+        )
+        table = pd.DataFrame(values, index=index, columns=self.column_names)
+        table.attrs.update(
+            model=self.model.name,
+            weights_sha256=self.model.weights_sha256,
+            level=self.level,
+            dropped_windows={
+                file: (offset + features.dropped).tolist() for file, offset, features in results
+            },
+        )
+        return table

@@ -1,0 +1,289 @@
+"""Signal conditioning and the log-Mel front-end, as pure functions on arrays and tensors.
+
+The pipeline reproduces DisVoice's ``RepLearning`` input exactly::
+
+    signal -> mono -> 16 kHz (FFT resampling of the whole signal) -> DC removal -> peak
+    normalisation -> 8000-sample windows every 4000 samples -> log-Mel (n_fft 512, hop 64,
+    128 Slaney Mel bands up to 8 kHz, Hann, zero-padded centring) -> min-max scaling
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> signal = condition_signal(rng.standard_normal(16000), 16000)
+    >>> windows = frame_signal(signal)
+    >>> windows.shape
+    (3, 8000)
+    >>> mel, valid = LogMelFrontEnd()(torch.from_numpy(windows))
+    >>> tuple(mel.shape), bool(valid.all())
+    ((3, 1, 128, 126), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.signal
+import torch
+from torch import nn
+
+from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
+
+__all__ = [
+    "FrontEndConfig",
+    "LogMelFrontEnd",
+    "condition_signal",
+    "frame_signal",
+    "mel_filterbank",
+    "window_count",
+    "window_starts",
+]
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    """Settings of the front-end; the defaults are DisVoice's and the pretrained models'.
+
+    Example:
+        >>> FrontEndConfig().window_length
+        8000
+    """
+
+    sampling_rate: int = 16000
+    window_length: int = 8000
+    window_shift: int = 4000
+    n_fft: int = 512
+    hop_length: int = 64
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    min_scaler: float = -50.527256
+    max_scaler: float = 6.8561997
+
+    @property
+    def n_frames(self) -> int:
+        """Number of STFT frames in one window (126 for the defaults)."""
+        return 1 + self.window_length // self.hop_length
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the settings as a plain dictionary (for metadata and cache keys)."""
+        return asdict(self)
+
+
+DEFAULT_FRONTEND = FrontEndConfig()
+
+
+def condition_signal(
+    signal: np.ndarray, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND
+) -> np.ndarray:
+    """Mix to mono, resample, remove the mean and divide by the peak.
+
+    Args:
+        signal: samples, shape ``(samples,)`` or ``(samples, channels)``.
+        sampling_rate: rate of ``signal`` in Hz.
+        config: front-end settings; only ``sampling_rate`` and ``window_length`` are used.
+
+    Returns:
+        array of shape ``(samples_16k,)`` with zero mean and peak 1; float32 when ``signal`` is
+        float32 (as the reference computes it), float64 otherwise.
+
+    Raises:
+        NonFiniteAudioError: the signal has NaN or infinite samples.
+        AudioTooShortError: the signal is shorter than one window after resampling.
+        SilentAudioError: every sample has the same value.
+
+    Example:
+        >>> x = condition_signal(np.sin(np.arange(8000) / 5.0), 8000)
+        >>> x.shape, float(abs(x).max())
+        ((16000,), 1.0)
+    """
+    samples = _working_precision(np.asarray(signal))
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if not np.isfinite(samples).all():
+        raise NonFiniteAudioError("the recording contains NaN or infinite samples")
+    if sampling_rate != config.sampling_rate:
+        target = int(len(samples) * config.sampling_rate / sampling_rate)
+        if target < config.window_length:
+            raise _too_short(len(samples) / sampling_rate, config)
+        samples = scipy.signal.resample(samples, target)
+    if len(samples) < config.window_length:
+        raise _too_short(len(samples) / config.sampling_rate, config)
+    samples = samples - samples.mean()
+    peak = np.abs(samples).max()
+    if peak == 0:
+        raise SilentAudioError(
+            "the recording is silent (all samples are equal), so it cannot be peak-normalised"
+        )
+    return samples / peak
+
+
+def _working_precision(samples: np.ndarray) -> np.ndarray:
+    """Keep float32 samples in float32 and bring everything else to float64.
+
+    The reference computes in the precision its WAV reader returns: integer PCM is promoted to
+    float64, float32 stays float32 all the way to the Mel spectrogram. Low-energy Mel bands are
+    dominated by that rounding, so the precision is part of the result.
+    """
+    if samples.dtype == np.float32:
+        return samples
+    return samples.astype(np.float64)
+
+
+def _too_short(seconds: float, config: FrontEndConfig) -> AudioTooShortError:
+    need = config.window_length / config.sampling_rate
+    return AudioTooShortError(f"the recording lasts {seconds:.3f} s, shorter than one {need} s window")
+
+
+def window_count(n_samples: int, *, config: FrontEndConfig = DEFAULT_FRONTEND) -> int:
+    """Number of analysis windows DisVoice cuts from ``n_samples`` samples at 16 kHz.
+
+    Example:
+        >>> window_count(16000)
+        3
+    """
+    return max(int(n_samples / config.window_shift) - 1, 0)
+
+
+def window_starts(n_windows: int, *, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
+    """Start time in seconds of each of ``n_windows`` consecutive windows.
+
+    Example:
+        >>> window_starts(3).tolist()
+        [0.0, 0.25, 0.5]
+    """
+    return np.arange(n_windows) * (config.window_shift / config.sampling_rate)
+
+
+def frame_signal(signal: np.ndarray, *, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
+    """Cut a conditioned 16 kHz signal into overlapping windows (a view, no copy).
+
+    Returns:
+        array of shape ``(window_count(len(signal)), window_length)``.
+
+    Example:
+        >>> frame_signal(np.zeros(20000)).shape
+        (4, 8000)
+    """
+    n_windows = window_count(len(signal), config=config)
+    if n_windows == 0:
+        return np.empty((0, config.window_length), dtype=signal.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(signal, config.window_length)
+    return view[:: config.window_shift][:n_windows]
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's Mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear_step = 200.0 / 3
+    break_mel = 1000.0 / linear_step
+    log_step = np.log(6.4) / 27.0
+    return np.where(
+        hz >= 1000.0,
+        break_mel + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step,
+        hz / linear_step,
+    )
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear_step = 200.0 / 3
+    break_mel = 1000.0 / linear_step
+    log_step = np.log(6.4) / 27.0
+    return np.where(
+        mel >= break_mel,
+        1000.0 * np.exp(log_step * (mel - break_mel)),
+        mel * linear_step,
+    )
+
+
+def mel_band_edges(*, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
+    """Edge frequencies in Hz of the Mel triangles, shape ``(n_mels + 2,)``.
+
+    Band ``k`` rises from ``edges[k]``, peaks at ``edges[k + 1]`` and falls to ``edges[k + 2]``.
+
+    Example:
+        >>> float(mel_band_edges()[-1])
+        8000.0
+    """
+    mels = np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
+    return _mel_to_hz(mels)
+
+
+def mel_filterbank(*, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
+    """Slaney-normalised triangular Mel filterbank, shape ``(n_mels, n_fft // 2 + 1)``.
+
+    The weights are rounded to float32, as the reference implementation stores them.
+
+    Example:
+        >>> mel_filterbank().shape
+        (128, 257)
+    """
+    fft_freqs = np.fft.rfftfreq(config.n_fft, d=1.0 / config.sampling_rate)
+    edges = mel_band_edges(config=config)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+class LogMelFrontEnd(nn.Module):
+    """Batched log-Mel spectrogram with min-max scaling, as an ``nn.Module``.
+
+    The Hann window and the Mel filterbank are buffers, so ``.to(device)`` moves them.
+    Windows are multiplied by the Hann window and transformed in float64. For float32 windows the
+    spectrum is then rounded to complex64 and the power and Mel projection run in float32; for
+    float64 windows they stay in float64. The logarithm and scaling always run in float32. This is
+    exactly where the reference rounds for each input precision.
+
+    Example:
+        >>> front = LogMelFrontEnd()
+        >>> mel, valid = front(torch.zeros(2, 8000, dtype=torch.float64))
+        >>> tuple(mel.shape), valid.tolist()
+        ((2, 1, 128, 126), [False, False])
+    """
+
+    def __init__(self, config: FrontEndConfig = DEFAULT_FRONTEND) -> None:
+        super().__init__()
+        self.config = config
+        window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float64)
+        self.register_buffer("window", window, persistent=False)
+        filterbank = torch.from_numpy(mel_filterbank(config=config))
+        self.register_buffer("filterbank", filterbank, persistent=False)
+
+    def mel_power(self, windows: torch.Tensor) -> torch.Tensor:
+        """Mel power spectrogram, ``(n, window_length)`` -> ``(n, n_mels, n_frames)``.
+
+        The result has the dtype of ``windows`` (float32 or float64).
+        """
+        half = self.config.n_fft // 2
+        padded = nn.functional.pad(windows, (half, half))
+        frames = padded.unfold(-1, self.config.n_fft, self.config.hop_length)
+        spectrum = torch.fft.rfft(frames.to(torch.float64) * self.window, dim=-1)
+        if windows.dtype == torch.float32:
+            spectrum = spectrum.to(torch.complex64)
+        power = spectrum.abs().square()
+        return torch.matmul(power, self.filterbank.T.to(power.dtype)).transpose(-1, -2)
+
+    def scale(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Min-max scale a float32 log-Mel spectrogram with the model's constants."""
+        low, high = self.config.min_scaler, self.config.max_scaler
+        return (log_mel - low) / (high - low)
+
+    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scaled log-Mel input of the autoencoders and which windows are usable.
+
+        Args:
+            windows: ``(n, window_length)`` samples of conditioned windows.
+
+        Returns:
+            ``(scaled, valid)``: float32 ``(n, 1, n_mels, n_frames)`` and bool ``(n,)``; a window
+            whose Mel power has a value <= 0 is not valid (its log is not finite).
+        """
+        power = self.mel_power(windows)
+        valid = power.flatten(1).amin(dim=1) > 0
+        log_mel = torch.log(power.to(torch.float32))
+        return self.scale(log_mel).unsqueeze(1), valid

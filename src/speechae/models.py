@@ -1,0 +1,222 @@
+"""Autoencoder architectures that load DisVoice's state dicts unchanged.
+
+DisVoice never puts its models in eval mode, so the CAE's BatchNorm layers normalise with the
+statistics of all windows of the file being processed. :class:`FileBatchNorm2d` reproduces that
+for any number of files sharing one batch: ``file_index`` says which file each window belongs to,
+and every file is normalised with its own mean and (biased) variance.
+
+Example:
+    >>> model = ConvAutoencoder(bottleneck=64)
+    >>> x = torch.rand(5, 1, 128, 126)
+    >>> reconstruction, code = model(x, torch.tensor([0, 0, 0, 1, 1]))
+    >>> tuple(reconstruction.shape), tuple(code.shape)
+    ((5, 1, 128, 126), (5, 64))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechae.errors import WeightsIntegrityError
+
+__all__ = [
+    "ARCHITECTURES",
+    "ConvAutoencoder",
+    "FileBatchNorm2d",
+    "RecurrentAutoencoder",
+    "architecture_from_state_dict",
+    "build_autoencoder",
+]
+
+
+def _single_file(x: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+
+
+class FileBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d that always normalises with per-file batch statistics.
+
+    The running averages are kept in the state dict (so DisVoice's files load unchanged) but are
+    never used or updated: a file's output depends on the windows of that file only.
+
+    Example:
+        >>> bn = FileBatchNorm2d(3)
+        >>> x = torch.randn(4, 3, 5, 5)
+        >>> y = bn(x, torch.tensor([0, 0, 1, 1]))
+        >>> torch.allclose(y[:2], bn(x[:2], torch.tensor([0, 0])), atol=1e-6)
+        True
+    """
+
+    def forward(self, x: torch.Tensor, file_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``x`` ``(n, c, h, w)``; ``file_index`` ``(n,)`` maps each window to its file."""
+        if file_index is None:
+            file_index = _single_file(x)
+        n_files = int(file_index.max()) + 1
+        channels = x.shape[1]
+        per_window = x.shape[2] * x.shape[3]
+        counts = torch.bincount(file_index, minlength=n_files).to(torch.float64) * per_window
+        sums = torch.zeros(n_files, channels, dtype=torch.float64, device=x.device)
+        sums.index_add_(0, file_index, x.sum(dim=(2, 3)).to(torch.float64))
+        mean = sums / counts[:, None]
+        centred = x - mean.to(x.dtype)[file_index][:, :, None, None]
+        squares = torch.zeros_like(sums)
+        squares.index_add_(0, file_index, centred.square().sum(dim=(2, 3)).to(torch.float64))
+        inv_std = torch.rsqrt(squares / counts[:, None] + self.eps)
+        scale = inv_std * self.weight.to(torch.float64)
+        shift = self.bias.to(torch.float64) - mean * scale
+        scale = scale.to(x.dtype)[file_index][:, :, None, None]
+        shift = shift.to(x.dtype)[file_index][:, :, None, None]
+        return torch.addcmul(shift, x, scale)
+
+
+class ConvEncoder(nn.Module):
+    """Four conv -> max-pool -> BatchNorm -> leaky ReLU blocks and a linear bottleneck."""
+
+    def __init__(self, bottleneck: int = 256) -> None:
+        super().__init__()
+        widths = (1, 16, 32, 64, 128)
+        for k in range(1, 5):
+            conv = nn.Conv2d(widths[k - 1], widths[k], kernel_size=3, padding=1, bias=False)
+            self.add_module(f"conv{k}", conv)
+            self.add_module(f"bn{k}", FileBatchNorm2d(widths[k]))
+        self.pool = nn.MaxPool2d((2, 2))
+        self.linear = nn.Linear(128 * 8 * 7, bottleneck)
+
+    def forward(self, x: torch.Tensor, file_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, 1, 128, 126)`` -> ``(n, bottleneck)``."""
+        for k in range(1, 5):
+            x = self.pool(getattr(self, f"conv{k}")(x))
+            x = F.leaky_relu(getattr(self, f"bn{k}")(x, file_index))
+        return self.linear(x.flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """Linear expansion, then upsample -> transposed conv -> BatchNorm blocks and a sigmoid."""
+
+    def __init__(self, bottleneck: int = 256) -> None:
+        super().__init__()
+        self.linear = nn.Linear(bottleneck, 128 * 8 * 7)
+        self.conv1 = nn.ConvTranspose2d(128, 64, kernel_size=3, padding=(1, 0), bias=False)
+        self.bn1 = FileBatchNorm2d(64)
+        self.conv2 = nn.ConvTranspose2d(64, 32, kernel_size=3, padding=1, bias=False)
+        self.bn2 = FileBatchNorm2d(32)
+        self.conv3 = nn.ConvTranspose2d(32, 16, kernel_size=3, padding=1, bias=False)
+        self.bn3 = FileBatchNorm2d(16)
+        self.conv4 = nn.ConvTranspose2d(16, 1, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, code: torch.Tensor, file_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``(n, bottleneck)`` -> ``(n, 1, 128, 126)``."""
+        x = self.linear(code).view(-1, 128, 8, 7)
+        for k in range(1, 4):
+            x = getattr(self, f"conv{k}")(F.interpolate(x, scale_factor=2))
+            x = F.leaky_relu(getattr(self, f"bn{k}")(x, file_index))
+        x = torch.sigmoid(self.conv4(F.interpolate(x, scale_factor=2)))
+        return x[:, :, :, :-2]
+
+
+class ConvAutoencoder(nn.Module):
+    """DisVoice's convolutional autoencoder (CAE) with per-file BatchNorm statistics."""
+
+    def __init__(self, bottleneck: int = 256) -> None:
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.encoder = ConvEncoder(bottleneck)
+        self.decoder = ConvDecoder(bottleneck)
+
+    def forward(
+        self, x: torch.Tensor, file_index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(reconstruction, bottleneck)`` for scaled log-Mel input ``(n, 1, 128, 126)``."""
+        code = self.encoder(x, file_index)
+        return self.decoder(code, file_index), code
+
+
+class RecurrentEncoder(nn.Module):
+    """Bidirectional LSTM over time; last outputs and final states feed a linear bottleneck."""
+
+    def __init__(self, bottleneck: int = 256, n_mels: int = 128) -> None:
+        super().__init__()
+        self.lstm1 = nn.LSTM(n_mels, 64, batch_first=True, bidirectional=True)
+        self.linear = nn.Linear(256, bottleneck)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, 1, n_mels, frames)`` -> ``(n, bottleneck)``."""
+        outputs, (final_hidden, _) = self.lstm1(x[:, 0].transpose(1, 2))
+        summary = torch.cat((outputs[:, -1], final_hidden.transpose(0, 1).flatten(1)), dim=1)
+        return F.leaky_relu(self.linear(summary))
+
+
+class RecurrentDecoder(nn.Module):
+    """Two-layer LSTM fed the bottleneck at every time step."""
+
+    def __init__(self, bottleneck: int = 256, n_frames: int = 126) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(bottleneck, 128, batch_first=True, num_layers=2)
+        self.n_frames = n_frames
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        """``(n, bottleneck)`` -> ``(n, 1, 128, frames)``."""
+        steps = code.unsqueeze(1).expand(-1, self.n_frames, -1).contiguous()
+        outputs, _ = self.lstm(steps)
+        return outputs.transpose(1, 2).unsqueeze(1)
+
+
+class RecurrentAutoencoder(nn.Module):
+    """DisVoice's recurrent autoencoder (RAE); windows are independent of each other."""
+
+    def __init__(self, bottleneck: int = 256) -> None:
+        super().__init__()
+        self.bottleneck = bottleneck
+        self.encoder = RecurrentEncoder(bottleneck)
+        self.decoder = RecurrentDecoder(bottleneck)
+
+    def forward(
+        self, x: torch.Tensor, file_index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(reconstruction, bottleneck)``; ``file_index`` is accepted and unused."""
+        code = self.encoder(x)
+        return self.decoder(code), code
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "cae": ConvAutoencoder,
+    "rae": RecurrentAutoencoder,
+}
+
+
+def architecture_from_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[str, int]:
+    """Recognise ``(architecture, bottleneck)`` from a DisVoice-layout state dict.
+
+    Example:
+        >>> architecture_from_state_dict(ConvAutoencoder(64).state_dict())
+        ('cae', 64)
+    """
+    if "encoder.conv1.weight" in state and "encoder.linear.weight" in state:
+        return "cae", int(state["encoder.linear.weight"].shape[0])
+    if "encoder.lstm1.weight_ih_l0" in state and "encoder.linear.weight" in state:
+        return "rae", int(state["encoder.linear.weight"].shape[0])
+    raise WeightsIntegrityError(
+        "the weights are neither a CAE nor a RAE state dict in DisVoice's layout "
+        "(expected keys such as 'encoder.conv1.weight' or 'encoder.lstm1.weight_ih_l0')"
+    )
+
+
+def build_autoencoder(state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """Create the matching architecture and load ``state`` into it strictly.
+
+    Example:
+        >>> model = build_autoencoder(RecurrentAutoencoder(32).state_dict())
+        >>> model.bottleneck
+        32
+    """
+    architecture, bottleneck = architecture_from_state_dict(state)
+    model = ARCHITECTURES[architecture](bottleneck)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise WeightsIntegrityError(f"the {architecture.upper()} weights do not fit: {error}") from None
+    return model.requires_grad_(False)

@@ -1,0 +1,126 @@
+"""Drop-in replacement for DisVoice's ``RepLearning`` class, with the same return values.
+
+Unlike the original it reads any audio format, computes each file in one pass, and reports the
+windows it drops. It funnels into the same private path as :class:`speechae.Extractor`.
+
+Example:
+    >>> from speechae import RepLearning
+    >>> replearning = RepLearning("CAE")  # doctest: +SKIP
+    >>> replearning.extract_features_file("001_a1_PCGITA.wav", static=True, fmt="npy").shape
+    ... # doctest: +SKIP
+    (1, 1536)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from speechae.audio import find_audio_files
+from speechae.errors import ParameterError
+from speechae.extractor import Extractor, static_of
+from speechae.features import FileFeatures, dynamic_feature_names, static_feature_names
+
+__all__ = ["FORMATS", "RepLearning"]
+
+FORMATS = ("npy", "txt", "dataframe", "csv", "torch", "kaldi")
+_MODELS = {"CAE": "cae-256", "RAE": "rae-256"}
+
+
+class RepLearning:
+    """DisVoice-compatible interface: ``RepLearning('CAE')`` or ``RepLearning('RAE')``.
+
+    Args:
+        model: ``"CAE"`` or ``"RAE"`` (DisVoice's names), or anything :class:`Extractor` takes.
+        device: ``"cpu"`` (default) or ``"cuda"``.
+    """
+
+    def __init__(self, model: str = "CAE", *, device: str = "cpu") -> None:
+        self._extractor = Extractor(_MODELS.get(model, model), level="static", device=device)
+        sizes = (self._extractor.model.bottleneck, self._extractor.frontend.config.n_mels)
+        self.head_st = static_feature_names(*sizes)
+        self.head_dyn = dynamic_feature_names(*sizes)
+
+    def _features(self, audio: str | os.PathLike[str]) -> FileFeatures:
+        return self._extractor.file_features(audio)
+
+    def extract_features_file(
+        self,
+        audio: str | os.PathLike[str],
+        static: bool = True,
+        plots: bool = False,
+        fmt: str = "npy",
+        kaldi_file: str = "",
+    ) -> Any:
+        """Features of one file, returned as DisVoice returns them.
+
+        ``npy``/``txt``: ndarray (1 x 1536 static, or windows x 384); ``dataframe``/``csv``:
+        DataFrame with DisVoice's columns; ``torch``: tensor; ``kaldi``: writes
+        ``kaldi_file.ark`` and ``kaldi_file.scp`` and returns None. ``plots`` is accepted for
+        compatibility.
+        """
+        _check(static, fmt, kaldi_file)
+        features = self._features(audio)
+        matrix = static_of(features, os.fspath(audio))[None, :] if static else features.dynamic
+        if fmt == "kaldi":
+            _write_kaldi({os.path.basename(os.fspath(audio)): matrix}, kaldi_file)
+            return None
+        return self._convert(matrix, static, fmt)
+
+    def extract_features_path(
+        self,
+        path_audio: str | os.PathLike[str],
+        static: bool = True,
+        plots: bool = False,
+        fmt: str = "npy",
+        kaldi_file: str = "",
+    ) -> Any:
+        """Features of every audio file in a folder, stacked in sorted order.
+
+        ``dataframe``/``csv`` add an ``id`` column with the file name; ``kaldi`` writes one matrix
+        per file.
+        """
+        _check(static, fmt, kaldi_file)
+        files = find_audio_files(path_audio)
+        matrices = {}
+        for file in files:
+            features = self._features(file)
+            matrices[file.name] = (
+                static_of(features, os.fspath(file))[None, :] if static else features.dynamic
+            )
+        if fmt == "kaldi":
+            _write_kaldi(matrices, kaldi_file)
+            return None
+        result = self._convert(np.concatenate(list(matrices.values())), static, fmt)
+        if isinstance(result, pd.DataFrame):
+            result["id"] = np.repeat(list(matrices), [len(m) for m in matrices.values()])
+        return result
+
+    def _convert(self, matrix: np.ndarray, static: bool, fmt: str) -> Any:
+        if fmt in ("npy", "txt"):
+            return matrix
+        if fmt in ("dataframe", "csv"):
+            return pd.DataFrame(matrix, columns=self.head_st if static else self.head_dyn)
+        import torch
+
+        return torch.from_numpy(matrix)
+
+
+def _check(static: bool, fmt: str, kaldi_file: str) -> None:
+    if fmt not in FORMATS:
+        raise ParameterError(f"fmt {fmt!r} is not supported; use one of {', '.join(FORMATS)}")
+    if fmt == "kaldi" and static:
+        raise ParameterError("Kaldi output is only supported for dynamic features (static=False)")
+    if fmt == "kaldi" and not kaldi_file:
+        raise ParameterError("fmt='kaldi' needs kaldi_file, the path without .ark/.scp")
+
+
+def _write_kaldi(matrices: dict[str, np.ndarray], kaldi_file: str) -> None:
+    import kaldiio
+
+    with kaldiio.WriteHelper(f"ark,scp:{kaldi_file}.ark,{kaldi_file}.scp") as writer:
+        for key, matrix in matrices.items():
+            writer(key, np.asarray(matrix, dtype=np.float32))

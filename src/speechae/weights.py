@@ -1,0 +1,375 @@
+"""Registry, download, verification and caching of autoencoder weights.
+
+The pretrained models are DisVoice 0.1.10's ``256_CAE.pt`` and ``256_RAE.pt``. On first use they
+are taken out of the ``disvoice==0.1.10`` wheel, which ``pip download`` fetches from the package
+index pip is configured for; their sha256 is checked, they are read with
+``torch.load(weights_only=True)`` (no pickled code runs) and cached as safetensors in the user
+cache folder (``SPEECHAE_CACHE_DIR`` overrides it).
+
+Example:
+    >>> sorted(PRETRAINED)
+    ['cae-256', 'rae-256']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from speechae.errors import (
+    ModelError,
+    UnknownModelError,
+    WeightsFetchError,
+    WeightsIntegrityError,
+)
+from speechae.frontend import DEFAULT_FRONTEND
+from speechae.models import architecture_from_state_dict, build_autoencoder
+
+__all__ = [
+    "PRETRAINED",
+    "LoadedModel",
+    "PretrainedModel",
+    "cache_dir",
+    "fetch",
+    "import_weights",
+    "load_model",
+    "model_info",
+    "weights_digest",
+]
+
+SOURCE_PACKAGE = "disvoice==0.1.10"
+SOURCE_WHEEL_SHA256 = "28cfa663a1987a06c4f62f20270e63e5fe44fdd73ab814dcce8aba7b390b51c1"
+CACHE_ENV = "SPEECHAE_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A named pretrained model and where its weights come from."""
+
+    name: str
+    architecture: str
+    bottleneck: int
+    wheel_member: str
+    sha256: str
+    description: str
+
+
+PRETRAINED: dict[str, PretrainedModel] = {
+    spec.name: spec
+    for spec in (
+        PretrainedModel(
+            "cae-256",
+            "cae",
+            256,
+            "disvoice/replearning/256_CAE.pt",
+            "72ba1da24dd2f7bf47563143369ee05afb2ee92397e3b34153e4977215fe991d",
+            "DisVoice 0.1.10 convolutional autoencoder, 256-unit bottleneck (CIEMPIESS Spanish)",
+        ),
+        PretrainedModel(
+            "rae-256",
+            "rae",
+            256,
+            "disvoice/replearning/256_RAE.pt",
+            "bd2ea41f6eca66b831dcdc9a94ab6ca52d4ee469a44d9041fb80eb85043adfe5",
+            "DisVoice 0.1.10 recurrent autoencoder, 256-unit bottleneck (CIEMPIESS Spanish)",
+        ),
+    )
+}
+_BY_SHA256 = {spec.sha256: spec for spec in PRETRAINED.values()}
+
+
+@dataclass
+class LoadedModel:
+    """An autoencoder ready to run, with what identifies its weights."""
+
+    name: str
+    architecture: str
+    bottleneck: int
+    network: nn.Module
+    weights_sha256: str
+    metadata: dict[str, str]
+
+
+def cache_dir() -> Path:
+    """Folder where converted weights are kept (``$SPEECHAE_CACHE_DIR`` or the user cache).
+
+    Example:
+        >>> cache_dir().name in ("speechae", os.environ.get(CACHE_ENV, "x").split(os.sep)[-1])
+        True
+    """
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("speechae", appauthor=False))
+
+
+def _cached_path(name: str) -> Path:
+    return cache_dir() / "models" / f"{name}.safetensors"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _how_to_import() -> str:
+    return (
+        f"download the {SOURCE_PACKAGE} wheel on a machine with internet access "
+        f"(python -m pip download --no-deps {SOURCE_PACKAGE}), copy it here and run "
+        "'speechae models import disvoice-0.1.10-py3-none-any.whl' "
+        "(or import 256_CAE.pt / 256_RAE.pt from it directly)"
+    )
+
+
+def _download_wheel(folder: Path) -> Path:
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(folder),
+        SOURCE_PACKAGE,
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise WeightsFetchError(
+            f"could not run pip to fetch the weights ({error}); {_how_to_import()}"
+        ) from None
+    wheels = sorted(folder.glob("disvoice-0.1.10-*.whl"))
+    if result.returncode != 0 or not wheels:
+        reason = (result.stderr.strip().splitlines() or ["no wheel was downloaded"])[-1]
+        raise WeightsFetchError(
+            f"could not download {SOURCE_PACKAGE} with pip ({reason}); {_how_to_import()}"
+        )
+    return wheels[0]
+
+
+def _state_dict_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several unrelated types for bad files
+        raise WeightsIntegrityError(f"{origin}: not a loadable PyTorch state dict ({error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsIntegrityError(f"{origin}: does not hold a state dict of tensors")
+    return state
+
+
+def _write_safetensors(state: dict[str, torch.Tensor], target: Path, metadata: dict[str, str]):
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.contiguous() for key, value in state.items()}
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    save_file(tensors, str(partial), metadata=metadata)
+    os.replace(partial, target)
+
+
+def _metadata(state: dict[str, torch.Tensor], source_sha256: str, source: str) -> dict[str, str]:
+    from speechae import __version__
+
+    architecture, bottleneck = architecture_from_state_dict(state)
+    return {
+        "architecture": architecture,
+        "bottleneck": str(bottleneck),
+        "min_scaler": repr(DEFAULT_FRONTEND.min_scaler),
+        "max_scaler": repr(DEFAULT_FRONTEND.max_scaler),
+        "source": source,
+        "source_sha256": source_sha256,
+        "speechae_version": __version__,
+    }
+
+
+def _install_pretrained(spec: PretrainedModel, data: bytes, source: str) -> Path:
+    digest = _sha256(data)
+    if digest != spec.sha256:
+        raise WeightsIntegrityError(
+            f"{source}: sha256 {digest} differs from the expected {spec.sha256} for {spec.name}"
+        )
+    state = _state_dict_from_bytes(data, source)
+    target = _cached_path(spec.name)
+    _write_safetensors(state, target, _metadata(state, digest, source))
+    return target
+
+
+def _install_from_wheel(wheel: Path, names: list[str]) -> dict[str, Path]:
+    installed = {}
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for name in names:
+                spec = PRETRAINED[name]
+                data = archive.read(spec.wheel_member)
+                installed[name] = _install_pretrained(spec, data, f"{wheel.name}:{spec.wheel_member}")
+    except (zipfile.BadZipFile, KeyError) as error:
+        raise WeightsIntegrityError(f"{wheel}: not a DisVoice 0.1.10 wheel ({error})") from None
+    return installed
+
+
+def fetch(name: str, *, force: bool = False) -> Path:
+    """Make sure the pretrained model ``name`` is in the cache and return its path.
+
+    Raises:
+        UnknownModelError: ``name`` is not a registered model.
+        WeightsFetchError: the download failed (the message says how to import by hand).
+        WeightsIntegrityError: the downloaded file has the wrong checksum.
+    """
+    spec = _pretrained(name)
+    target = _cached_path(spec.name)
+    if target.exists() and not force:
+        return target
+    with tempfile.TemporaryDirectory(prefix="speechae-fetch-") as tmp:
+        wheel = _download_wheel(Path(tmp))
+        return _install_from_wheel(wheel, list(PRETRAINED))[spec.name]
+
+
+def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> list[Path]:
+    """Import weights from a DisVoice wheel, a ``.pt`` state dict or a ``.safetensors`` file.
+
+    A ``.pt`` whose checksum is a registered model's is installed under that model's name; any
+    other weights under ``name`` (default: the file's stem).
+
+    Returns:
+        the cached files written.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such weights file")
+    if path.suffix == ".whl":
+        return list(_install_from_wheel(path, list(PRETRAINED)).values())
+    if path.suffix == ".safetensors":
+        state, metadata = _read_safetensors(path)
+        target = _cached_path(name or path.stem)
+        _write_safetensors(state, target, metadata)
+        return [target]
+    data = path.read_bytes()
+    digest = _sha256(data)
+    if digest in _BY_SHA256 and name is None:
+        return [_install_pretrained(_BY_SHA256[digest], data, path.name)]
+    state = _state_dict_from_bytes(data, str(path))
+    target = _cached_path(name or path.stem)
+    _write_safetensors(state, target, _metadata(state, digest, path.name))
+    return [target]
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise WeightsIntegrityError(f"{path}: not a readable safetensors file ({error})") from None
+    architecture, bottleneck = architecture_from_state_dict(state)
+    metadata.setdefault("architecture", architecture)
+    metadata.setdefault("bottleneck", str(bottleneck))
+    return state, metadata
+
+
+def _pretrained(name: str) -> PretrainedModel:
+    if name not in PRETRAINED:
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(PRETRAINED))} "
+            "(or give the path of a .pt or .safetensors file)"
+        )
+    return PRETRAINED[name]
+
+
+def _resolve(model: str | os.PathLike[str]) -> Path:
+    text = os.fspath(model)
+    if text in PRETRAINED:
+        return fetch(text)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    imported = _cached_path(text)
+    if imported.is_file():
+        return imported
+    raise UnknownModelError(
+        f"unknown model {text!r}: not a registered name ({', '.join(sorted(PRETRAINED))}), "
+        "an imported model, or an existing .pt/.safetensors file"
+    )
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors themselves, the same whichever file format holds them.
+
+    Example:
+        >>> from speechae.models import RecurrentAutoencoder
+        >>> len(weights_digest(RecurrentAutoencoder(8).state_dict()))
+        64
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    data = path.read_bytes()
+    state = _state_dict_from_bytes(data, str(path))
+    return state, _metadata(state, _sha256(data), path.name)
+
+
+def model_info(model: str | os.PathLike[str]) -> dict[str, str]:
+    """Metadata of a registered, imported or local model (fetching a registered one if needed).
+
+    Example:
+        >>> model_info("cae-256")["architecture"]  # doctest: +SKIP
+        'cae'
+    """
+    path = _resolve(model)
+    state, metadata = _load_state(path)
+    parameters = sum(
+        tensor.numel()
+        for key, tensor in state.items()
+        if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+    return {
+        "path": str(path),
+        **metadata,
+        "parameters": str(parameters),
+        "weights_sha256": weights_digest(state),
+    }
+
+
+def load_model(model: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model by registry name or from a ``.pt``/``.safetensors`` path onto ``device``.
+
+    Example:
+        >>> loaded = load_model("cae-256")  # doctest: +SKIP
+        >>> loaded.bottleneck  # doctest: +SKIP
+        256
+    """
+    path = _resolve(model)
+    state, metadata = _load_state(path)
+    network = build_autoencoder(state).to(device)
+    text = os.fspath(model)
+    return LoadedModel(
+        name=text if text in PRETRAINED else path.stem,
+        architecture=metadata["architecture"],
+        bottleneck=int(metadata["bottleneck"]),
+        network=network,
+        weights_sha256=weights_digest(state),
+        metadata=metadata,
+    )
