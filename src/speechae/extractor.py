@@ -36,7 +36,7 @@ from speechae.features import (
     dynamic_feature_names,
     static_feature_names,
 )
-from speechae.frontend import LogMelFrontEnd
+from speechae.frontend import LogMelFrontEnd, frontend_config
 from speechae.weights import LoadedModel, load_model
 
 __all__ = ["LEVELS", "Extractor"]
@@ -96,7 +96,7 @@ class Extractor:
         self.level = level
         self.device = _resolve_device(device)
         self.model: LoadedModel = load_model(model, device=self.device)
-        self.frontend = LogMelFrontEnd().to(self.device)
+        self.frontend = LogMelFrontEnd(frontend_config(self.model.metadata)).to(self.device)
 
     def __repr__(self) -> str:
         return f"Extractor(model={self.model.name!r}, level={self.level!r}, device={self.device.type!r})"

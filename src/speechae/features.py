@@ -53,6 +53,8 @@ class FileFeatures:
         starts: ``(windows,)`` start of each kept window in seconds.
         dropped: start in seconds of each window dropped for a Mel value <= 0.
         duration: length of the recording in seconds.
+        spectrogram: scaled log-Mel input ``(windows, n_mels, frames)``, when asked for.
+        reconstruction: the autoencoder's output, same shape, when asked for.
     """
 
     bottleneck: np.ndarray
@@ -60,6 +62,8 @@ class FileFeatures:
     starts: np.ndarray
     dropped: np.ndarray
     duration: float
+    spectrogram: np.ndarray | None = None
+    reconstruction: np.ndarray | None = None
 
     @property
     def dynamic(self) -> np.ndarray:
@@ -129,6 +133,7 @@ def compute_features(
     *,
     frontend: LogMelFrontEnd | None = None,
     device: str | torch.device = "cpu",
+    keep_spectrograms: bool = False,
 ) -> FileFeatures:
     """Bottleneck and reconstruction-error features of every window, from one forward pass.
 
@@ -141,6 +146,7 @@ def compute_features(
         network: an autoencoder from :mod:`speechae.models` on ``device``.
         frontend: the log-Mel front-end (default settings if omitted).
         device: where the front-end and network run.
+        keep_spectrograms: also return the scaled input and reconstructed spectrograms.
 
     Raises:
         AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
@@ -161,14 +167,15 @@ def compute_features(
         batch = torch.cat(inputs)
         if len(batch):
             reconstruction, code = network(batch)
-            error = (batch - reconstruction).square().mean(dim=-1)[:, 0]
         else:
-            code = batch.new_zeros(0, network.bottleneck)
-            error = batch.new_zeros(0, config.n_mels)
+            reconstruction, code = batch, batch.new_zeros(0, network.bottleneck)
+        error = (batch - reconstruction).square().mean(dim=-1)[:, 0]
     return FileFeatures(
         bottleneck=code.cpu().numpy(),
         error=error.cpu().numpy(),
         starts=starts[kept],
         dropped=starts[~kept],
         duration=len(signal) / sampling_rate,
+        spectrogram=batch[:, 0].cpu().numpy() if keep_spectrograms else None,
+        reconstruction=reconstruction[:, 0].cpu().numpy() if keep_spectrograms else None,
     )

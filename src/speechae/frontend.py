@@ -34,6 +34,7 @@ __all__ = [
     "LogMelFrontEnd",
     "condition_signal",
     "frame_signal",
+    "frontend_config",
     "mel_filterbank",
     "window_count",
     "window_starts",
@@ -71,6 +72,18 @@ class FrontEndConfig:
 
 
 DEFAULT_FRONTEND = FrontEndConfig()
+
+
+def frontend_config(metadata: dict[str, str]) -> FrontEndConfig:
+    """Front-end settings stored in a model's metadata; missing ones take the defaults.
+
+    Example:
+        >>> frontend_config({"min_scaler": "-40.0", "architecture": "cae"}).min_scaler
+        -40.0
+    """
+    defaults = DEFAULT_FRONTEND.to_dict()
+    stored = {key: type(value)(metadata[key]) for key, value in defaults.items() if key in metadata}
+    return FrontEndConfig(**{**defaults, **stored})
 
 
 def condition_signal(

@@ -44,6 +44,7 @@ __all__ = [
     "import_weights",
     "load_model",
     "model_info",
+    "save_weights",
     "weights_digest",
 ]
 
@@ -170,7 +171,17 @@ def _state_dict_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _write_safetensors(state: dict[str, torch.Tensor], target: Path, metadata: dict[str, str]):
+def save_weights(state: dict[str, torch.Tensor], target: Path, metadata: dict[str, str]) -> None:
+    """Write a state dict and its string metadata to a safetensors file, atomically.
+
+    Example:
+        >>> import tempfile
+        >>> from speechae.models import RecurrentAutoencoder
+        >>> path = Path(tempfile.mkdtemp()) / "rae.safetensors"
+        >>> save_weights(RecurrentAutoencoder(8).state_dict(), path, {"architecture": "rae"})
+        >>> model_info(path)["bottleneck"]
+        '8'
+    """
     from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +214,7 @@ def _install_pretrained(spec: PretrainedModel, data: bytes, source: str) -> Path
         )
     state = _state_dict_from_bytes(data, source)
     target = _cached_path(spec.name)
-    _write_safetensors(state, target, _metadata(state, digest, source))
+    save_weights(state, target, _metadata(state, digest, source))
     return target
 
 
@@ -254,7 +265,7 @@ def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> 
     if path.suffix == ".safetensors":
         state, metadata = _read_safetensors(path)
         target = _cached_path(name or path.stem)
-        _write_safetensors(state, target, metadata)
+        save_weights(state, target, metadata)
         return [target]
     data = path.read_bytes()
     digest = _sha256(data)
@@ -262,7 +273,7 @@ def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> 
         return [_install_pretrained(_BY_SHA256[digest], data, path.name)]
     state = _state_dict_from_bytes(data, str(path))
     target = _cached_path(name or path.stem)
-    _write_safetensors(state, target, _metadata(state, digest, path.name))
+    save_weights(state, target, _metadata(state, digest, path.name))
     return [target]
 
 
