@@ -23,6 +23,13 @@ import scipy.stats
 import torch
 from torch import nn
 
+from speechae.engine import (
+    DEFAULT_CHUNK,
+    DEFAULT_MEMORY_BUDGET,
+    NetworkOutput,
+    TensorInputs,
+    run_autoencoder,
+)
 from speechae.frontend import (
     LogMelFrontEnd,
     condition_signal,
@@ -35,6 +42,8 @@ __all__ = [
     "FileFeatures",
     "compute_features",
     "dynamic_feature_names",
+    "features_from_output",
+    "prepare_recording",
     "static_feature_names",
     "static_features",
 ]
@@ -126,6 +135,97 @@ def static_feature_names(bottleneck: int = 256, n_mels: int = 128) -> list[str]:
     ]
 
 
+class SignalInputs:
+    """Windows of a conditioned signal, put through the front-end each time they are read.
+
+    Used for files whose spectrograms would not fit the memory budget; the front-end costs a few
+    percent of the network, so recomputing beats keeping gigabytes of spectrograms.
+    """
+
+    def __init__(
+        self, windows: np.ndarray, kept: np.ndarray, frontend: LogMelFrontEnd, device: torch.device | str
+    ) -> None:
+        self.windows, self.kept, self.frontend, self.device = windows, kept, frontend, device
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def get(self, first: int, last: int) -> torch.Tensor:
+        """Scaled log-Mel of kept windows ``first..last-1``."""
+        chunk = torch.from_numpy(self.windows[self.kept[first:last]])
+        return self.frontend(chunk.to(self.device))[0]
+
+
+@dataclass
+class PreparedRecording:
+    """A recording after the front-end: its usable windows and where they lie in time.
+
+    ``inputs`` holds the scaled log-Mel of the kept windows, in memory (:class:`TensorInputs`)
+    when they fit the memory budget, else recomputed on demand (:class:`SignalInputs`).
+    """
+
+    inputs: TensorInputs | SignalInputs
+    starts: np.ndarray
+    dropped: np.ndarray
+    duration: float
+
+
+def prepare_recording(
+    signal: np.ndarray,
+    sampling_rate: int,
+    frontend: LogMelFrontEnd,
+    *,
+    device: str | torch.device = "cpu",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> PreparedRecording:
+    """Condition, frame and transform a signal; find the windows DisVoice would drop.
+
+    Raises:
+        AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
+    """
+    config = frontend.config
+    conditioned = condition_signal(signal, sampling_rate, config=config)
+    windows = frame_signal(conditioned, config=config)
+    starts = window_starts(len(windows), config=config)
+    bytes_per_window = 4 * config.n_mels * config.n_frames
+    in_memory = len(windows) * bytes_per_window <= memory_budget
+    scaled, valid = [], []
+    with torch.inference_mode():
+        for first in range(0, len(windows), FRONTEND_CHUNK):
+            chunk = torch.from_numpy(np.array(windows[first : first + FRONTEND_CHUNK]))
+            mel, usable = frontend(chunk.to(device))
+            valid.append(usable.cpu())
+            if in_memory:
+                scaled.append(mel[usable])
+    kept = torch.cat(valid).numpy() if valid else np.zeros(0, dtype=bool)
+    if in_memory:
+        inputs = TensorInputs(torch.cat(scaled))
+    else:
+        inputs = SignalInputs(windows, np.flatnonzero(kept), frontend, device)
+    return PreparedRecording(
+        inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=len(signal) / sampling_rate
+    )
+
+
+def features_from_output(
+    prepared: PreparedRecording, output: NetworkOutput, *, keep_spectrograms: bool = False
+) -> FileFeatures:
+    """Assemble :class:`FileFeatures` from a recording and the network's output for its windows."""
+    spectrogram = reconstruction = None
+    if keep_spectrograms:
+        spectrogram = prepared.inputs.get(0, len(prepared.inputs))[:, 0].cpu().numpy()
+        reconstruction = output.reconstruction[:, 0].cpu().numpy()
+    return FileFeatures(
+        bottleneck=output.code.cpu().numpy(),
+        error=output.error.cpu().numpy(),
+        starts=prepared.starts,
+        dropped=prepared.dropped,
+        duration=prepared.duration,
+        spectrogram=spectrogram,
+        reconstruction=reconstruction,
+    )
+
+
 def compute_features(
     signal: np.ndarray,
     sampling_rate: int,
@@ -134,11 +234,14 @@ def compute_features(
     frontend: LogMelFrontEnd | None = None,
     device: str | torch.device = "cpu",
     keep_spectrograms: bool = False,
+    chunk_size: int = DEFAULT_CHUNK,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> FileFeatures:
     """Bottleneck and reconstruction-error features of every window, from one forward pass.
 
-    All windows of the recording go through the network as one batch, so BatchNorm layers see
-    the statistics of the whole file, as in DisVoice.
+    BatchNorm layers normalise with the statistics of all windows of the recording, as in
+    DisVoice; long recordings are processed in chunks with exactly the same statistics
+    (see :mod:`speechae.engine`), so memory stays bounded.
 
     Args:
         signal: samples ``(samples,)`` or ``(samples, channels)`` at ``sampling_rate``.
@@ -147,35 +250,28 @@ def compute_features(
         frontend: the log-Mel front-end (default settings if omitted).
         device: where the front-end and network run.
         keep_spectrograms: also return the scaled input and reconstructed spectrograms.
+        chunk_size: windows per forward step.
+        memory_budget: bytes of spectrograms and activations kept in memory at once.
 
     Raises:
         AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
     """
     frontend = (frontend or LogMelFrontEnd()).to(device)
-    config = frontend.config
-    conditioned = condition_signal(signal, sampling_rate, config=config)
-    windows = frame_signal(conditioned, config=config)
-    starts = window_starts(len(windows), config=config)
+    prepared = prepare_recording(signal, sampling_rate, frontend, device=device, memory_budget=memory_budget)
+    n_windows = len(prepared.inputs)
     with torch.inference_mode():
-        inputs, valid = [], []
-        for first in range(0, len(windows), FRONTEND_CHUNK):
-            chunk = torch.from_numpy(np.array(windows[first : first + FRONTEND_CHUNK]))
-            scaled, usable = frontend(chunk.to(device))
-            inputs.append(scaled[usable])
-            valid.append(usable.cpu())
-        kept = torch.cat(valid).numpy()
-        batch = torch.cat(inputs)
-        if len(batch):
-            reconstruction, code = network(batch)
+        if n_windows:
+            output = run_autoencoder(
+                network,
+                prepared.inputs,
+                torch.zeros(n_windows, dtype=torch.long, device=device),
+                chunk_size=chunk_size,
+                memory_budget=memory_budget,
+                keep_reconstruction=keep_spectrograms,
+            )
         else:
-            reconstruction, code = batch, batch.new_zeros(0, network.bottleneck)
-        error = (batch - reconstruction).square().mean(dim=-1)[:, 0]
-    return FileFeatures(
-        bottleneck=code.cpu().numpy(),
-        error=error.cpu().numpy(),
-        starts=starts[kept],
-        dropped=starts[~kept],
-        duration=len(signal) / sampling_rate,
-        spectrogram=batch[:, 0].cpu().numpy() if keep_spectrograms else None,
-        reconstruction=reconstruction[:, 0].cpu().numpy() if keep_spectrograms else None,
-    )
+            empty = torch.zeros(0, 1, frontend.config.n_mels, frontend.config.n_frames)
+            output = NetworkOutput(
+                torch.zeros(0, network.bottleneck), torch.zeros(0, frontend.config.n_mels), empty
+            )
+    return features_from_output(prepared, output, keep_spectrograms=keep_spectrograms)

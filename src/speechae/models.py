@@ -37,6 +37,49 @@ def _single_file(x: torch.Tensor) -> torch.Tensor:
     return torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
 
 
+class ChannelMoments:
+    """Per-file, per-channel mean and biased variance, accumulated over chunks of windows.
+
+    Sums run in float64 around a shift (each file's mean in its first chunk), so the variance
+    has no cancellation problem and chunked results equal one-batch results to rounding.
+
+    Example:
+        >>> x = torch.randn(6, 2, 4, 4) + 3
+        >>> moments = ChannelMoments(n_files=1, channels=2)
+        >>> for part in x.split(2):
+        ...     moments.update(part, torch.zeros(len(part), dtype=torch.long))
+        >>> mean, var = moments.result()
+        >>> torch.allclose(var[0], x.double().var(dim=(0, 2, 3), unbiased=False))
+        True
+    """
+
+    def __init__(self, n_files: int, channels: int, device: torch.device | str = "cpu") -> None:
+        options = {"dtype": torch.float64, "device": device}
+        self.count = torch.zeros(n_files, **options)
+        self.shift = torch.zeros(n_files, channels, **options)
+        self.shifted_sum = torch.zeros(n_files, channels, **options)
+        self.shifted_squares = torch.zeros(n_files, channels, **options)
+
+    def update(self, x: torch.Tensor, file_index: torch.Tensor) -> None:
+        """Add a chunk ``x`` ``(n, c, h, w)`` whose windows belong to the files in ``file_index``."""
+        per_window = x.shape[2] * x.shape[3]
+        counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * per_window
+        unseen = (self.count == 0) & (counts > 0)
+        if unseen.any():
+            sums = torch.zeros_like(self.shift).index_add_(0, file_index, x.sum(dim=(2, 3)).double())
+            self.shift[unseen] = sums[unseen] / counts[unseen, None]
+        centred = x - self.shift.to(x.dtype)[file_index][:, :, None, None]
+        self.shifted_sum.index_add_(0, file_index, centred.sum(dim=(2, 3)).double())
+        self.shifted_squares.index_add_(0, file_index, centred.square().sum(dim=(2, 3)).double())
+        self.count += counts
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, variance)``, each float64 ``(n_files, channels)``."""
+        count = self.count[:, None]
+        offset = self.shifted_sum / count
+        return self.shift + offset, self.shifted_squares / count - offset.square()
+
+
 class FileBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d that always normalises with per-file batch statistics.
 
@@ -55,18 +98,15 @@ class FileBatchNorm2d(nn.BatchNorm2d):
         """Normalise ``x`` ``(n, c, h, w)``; ``file_index`` ``(n,)`` maps each window to its file."""
         if file_index is None:
             file_index = _single_file(x)
-        n_files = int(file_index.max()) + 1
-        channels = x.shape[1]
-        per_window = x.shape[2] * x.shape[3]
-        counts = torch.bincount(file_index, minlength=n_files).to(torch.float64) * per_window
-        sums = torch.zeros(n_files, channels, dtype=torch.float64, device=x.device)
-        sums.index_add_(0, file_index, x.sum(dim=(2, 3)).to(torch.float64))
-        mean = sums / counts[:, None]
-        centred = x - mean.to(x.dtype)[file_index][:, :, None, None]
-        squares = torch.zeros_like(sums)
-        squares.index_add_(0, file_index, centred.square().sum(dim=(2, 3)).to(torch.float64))
-        inv_std = torch.rsqrt(squares / counts[:, None] + self.eps)
-        scale = inv_std * self.weight.to(torch.float64)
+        moments = ChannelMoments(int(file_index.max()) + 1, x.shape[1], x.device)
+        moments.update(x, file_index)
+        return self.normalise(x, *moments.result(), file_index)
+
+    def normalise(
+        self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, file_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Apply known per-file statistics ``(n_files, channels)`` to the windows of ``x``."""
+        scale = torch.rsqrt(var + self.eps) * self.weight.to(torch.float64)
         shift = self.bias.to(torch.float64) - mean * scale
         scale = scale.to(x.dtype)[file_index][:, :, None, None]
         shift = shift.to(x.dtype)[file_index][:, :, None, None]
@@ -86,13 +126,6 @@ class ConvEncoder(nn.Module):
         self.pool = nn.MaxPool2d((2, 2))
         self.linear = nn.Linear(128 * 8 * 7, bottleneck)
 
-    def forward(self, x: torch.Tensor, file_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``(n, 1, 128, 126)`` -> ``(n, bottleneck)``."""
-        for k in range(1, 5):
-            x = self.pool(getattr(self, f"conv{k}")(x))
-            x = F.leaky_relu(getattr(self, f"bn{k}")(x, file_index))
-        return self.linear(x.flatten(1))
-
 
 class ConvDecoder(nn.Module):
     """Linear expansion, then upsample -> transposed conv -> BatchNorm blocks and a sigmoid."""
@@ -108,18 +141,18 @@ class ConvDecoder(nn.Module):
         self.bn3 = FileBatchNorm2d(16)
         self.conv4 = nn.ConvTranspose2d(16, 1, kernel_size=3, padding=1, bias=False)
 
-    def forward(self, code: torch.Tensor, file_index: torch.Tensor | None = None) -> torch.Tensor:
-        """``(n, bottleneck)`` -> ``(n, 1, 128, 126)``."""
-        x = self.linear(code).view(-1, 128, 8, 7)
-        for k in range(1, 4):
-            x = getattr(self, f"conv{k}")(F.interpolate(x, scale_factor=2))
-            x = F.leaky_relu(getattr(self, f"bn{k}")(x, file_index))
-        x = torch.sigmoid(self.conv4(F.interpolate(x, scale_factor=2)))
-        return x[:, :, :, :-2]
-
 
 class ConvAutoencoder(nn.Module):
-    """DisVoice's convolutional autoencoder (CAE) with per-file BatchNorm statistics."""
+    """DisVoice's convolutional autoencoder (CAE) with per-file BatchNorm statistics.
+
+    The network is a chain of :attr:`norms` (seven BatchNorm layers) separated by stages:
+    ``stage(0, x)`` gives the input of ``norms[0]``, ``stage(k, normalised)`` the input of
+    ``norms[k]`` and ``stage(7, ...)`` the reconstruction; ``stage(4, ...)`` also yields the
+    bottleneck. This lets :mod:`speechae.engine` compute exact per-file statistics layer by layer
+    on files too long for one batch.
+    """
+
+    n_stages = 8
 
     def __init__(self, bottleneck: int = 256) -> None:
         super().__init__()
@@ -127,12 +160,38 @@ class ConvAutoencoder(nn.Module):
         self.encoder = ConvEncoder(bottleneck)
         self.decoder = ConvDecoder(bottleneck)
 
+    @property
+    def norms(self) -> list[FileBatchNorm2d]:
+        """The BatchNorm layers in the order the data passes them."""
+        enc, dec = self.encoder, self.decoder
+        return [enc.bn1, enc.bn2, enc.bn3, enc.bn4, dec.bn1, dec.bn2, dec.bn3]
+
+    def stage(self, k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run stage ``k`` on ``x``; returns ``(output, bottleneck or None)``."""
+        enc, dec = self.encoder, self.decoder
+        if k == 0:
+            return enc.pool(enc.conv1(x)), None
+        x = F.leaky_relu(x)
+        if k < 4:
+            return enc.pool(getattr(enc, f"conv{k + 1}")(x)), None
+        if k == 4:
+            code = enc.linear(x.flatten(1))
+            expanded = dec.linear(code).view(-1, 128, 8, 7)
+            return dec.conv1(F.interpolate(expanded, scale_factor=2)), code
+        conv = getattr(dec, f"conv{k - 3}")(F.interpolate(x, scale_factor=2))
+        if k < 7:
+            return conv, None
+        return torch.sigmoid(conv)[:, :, :, :-2], None
+
     def forward(
         self, x: torch.Tensor, file_index: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(reconstruction, bottleneck)`` for scaled log-Mel input ``(n, 1, 128, 126)``."""
-        code = self.encoder(x, file_index)
-        return self.decoder(code, file_index), code
+        x, code = self.stage(0, x)
+        for k, norm in enumerate(self.norms, start=1):
+            x, emitted = self.stage(k, norm(x, file_index))
+            code = emitted if emitted is not None else code
+        return x, code
 
 
 class RecurrentEncoder(nn.Module):

@@ -1,0 +1,194 @@
+"""Running an autoencoder over many windows with exact per-file BatchNorm statistics.
+
+DisVoice pushes all windows of a file through the CAE as one batch, so every BatchNorm layer
+normalises with the statistics of the whole file. A long file does not fit in memory that way.
+:func:`run_autoencoder` gets the same numbers in chunks, layer by layer: it accumulates each
+BatchNorm layer's per-file statistics over all chunks (float64 sums) before any window passes that
+layer. Activations in front of a layer are kept between passes when they fit ``memory_budget``;
+otherwise they are recomputed from the nearest kept layer (or the input). With a large budget
+this costs one forward pass; a 60-minute file costs under two.
+
+Windows of several files can share a call: ``file_index`` says which file each window belongs to
+and every file gets its own statistics, so results never depend on the batch composition.
+
+Example:
+    >>> import torch
+    >>> from speechae.models import ConvAutoencoder
+    >>> model = ConvAutoencoder(8)
+    >>> x = torch.rand(6, 1, 128, 126)
+    >>> whole = run_autoencoder(model, TensorInputs(x), torch.zeros(6, dtype=torch.long))
+    >>> chunked = run_autoencoder(model, TensorInputs(x), torch.zeros(6, dtype=torch.long),
+    ...                           chunk_size=2, memory_budget=0)
+    >>> torch.allclose(whole.code, chunked.code, atol=1e-5)
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from speechae.models import ChannelMoments
+
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_MEMORY_BUDGET", "NetworkOutput", "TensorInputs", "run_autoencoder"]
+
+DEFAULT_CHUNK = 128
+DEFAULT_MEMORY_BUDGET = 768 * 2**20
+
+
+class WindowInputs(Protocol):
+    """Scaled log-Mel windows that can be read in ranges, possibly more than once."""
+
+    def __len__(self) -> int: ...
+
+    def get(self, first: int, last: int) -> torch.Tensor:
+        """Windows ``first..last-1`` as float32 ``(m, 1, n_mels, frames)``."""
+        ...
+
+
+class TensorInputs:
+    """Windows already in memory.
+
+    Example:
+        >>> len(TensorInputs(torch.zeros(3, 1, 128, 126)))
+        3
+    """
+
+    def __init__(self, windows: torch.Tensor) -> None:
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def get(self, first: int, last: int) -> torch.Tensor:
+        """Windows ``first..last-1``."""
+        return self.windows[first:last]
+
+
+@dataclass
+class NetworkOutput:
+    """Per-window results of the network.
+
+    ``code`` is ``(n, bottleneck)``, ``error`` ``(n, n_mels)`` and, on request,
+    ``reconstruction`` ``(n, 1, n_mels, frames)``.
+    """
+
+    code: torch.Tensor
+    error: torch.Tensor
+    reconstruction: torch.Tensor | None = None
+
+
+def _ranges(total: int, chunk: int) -> list[tuple[int, int]]:
+    return [(first, min(first + chunk, total)) for first in range(0, total, chunk)]
+
+
+def _reconstruction_error(inputs: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    return (inputs - reconstruction).square().mean(dim=-1)[:, 0]
+
+
+class _LayerwiseRun:
+    """State of one layer-by-layer pass over a CAE: statistics found so far and kept activations."""
+
+    def __init__(self, network: nn.Module, inputs: WindowInputs, file_index: torch.Tensor) -> None:
+        self.network = network
+        self.inputs = inputs
+        self.file_index = file_index
+        self.n_files = int(file_index.max()) + 1
+        self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.kept_layer = -1
+        self.kept: torch.Tensor | None = None
+        self.code: torch.Tensor | None = None
+
+    def advance(self, first: int, last: int, until: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output of stage ``until`` for windows ``first..last-1``, from the nearest kept layer."""
+        if self.kept_layer < 0:
+            x, code = self.network.stage(0, self.inputs.get(first, last))
+            start = 1
+        else:
+            x, code, start = self.kept[first:last], None, self.kept_layer + 1
+        index = self.file_index[first:last]
+        for k in range(start, until + 1):
+            norm = self.network.norms[k - 1]
+            x, emitted = self.network.stage(k, norm.normalise(x, *self.statistics[k - 1], index))
+            code = emitted if emitted is not None else code
+        return x, code
+
+    def find_statistics(self, layer: int, chunks: list[tuple[int, int]], budget: int) -> None:
+        """Accumulate the statistics in front of norm ``layer``, keeping activations if they fit."""
+        moments, kept, codes = None, [], []
+        for first, last in chunks:
+            x, code = self.advance(first, last, until=layer)
+            if moments is None:
+                moments = ChannelMoments(self.n_files, x.shape[1], x.device)
+                keep = x[0].numel() * x.element_size() * len(self.inputs) <= budget
+            moments.update(x, self.file_index[first:last])
+            if keep:
+                kept.append(x)
+            if code is not None:
+                codes.append(code)
+        self.statistics.append(moments.result())
+        if codes:
+            self.code = torch.cat(codes)
+        if keep:
+            self.kept, self.kept_layer = torch.cat(kept), layer
+
+
+def run_autoencoder(
+    network: nn.Module,
+    inputs: WindowInputs,
+    file_index: torch.Tensor,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    keep_reconstruction: bool = False,
+) -> NetworkOutput:
+    """Bottleneck and reconstruction error of every window, with per-file BatchNorm statistics.
+
+    Args:
+        network: a CAE or RAE from :mod:`speechae.models` (RAE windows are independent).
+        inputs: the scaled log-Mel windows.
+        file_index: ``(n,)`` file number of each window (0-based, contiguous numbering).
+        chunk_size: windows per forward step.
+        memory_budget: bytes of activations that may be kept between layers.
+        keep_reconstruction: also return the decoded spectrograms.
+    """
+    chunks = _ranges(len(inputs), chunk_size)
+    norms = getattr(network, "norms", [])
+    if not norms:
+        return _run_independent(network, inputs, chunks, keep_reconstruction)
+    run = _LayerwiseRun(network, inputs, file_index)
+    for layer in range(len(norms)):
+        run.find_statistics(layer, chunks, memory_budget)
+    last_stage = len(norms)
+    errors, reconstructions = [], []
+    for first, last in chunks:
+        reconstruction, _ = run.advance(first, last, until=last_stage)
+        errors.append(_reconstruction_error(inputs.get(first, last), reconstruction))
+        if keep_reconstruction:
+            reconstructions.append(reconstruction)
+    return NetworkOutput(
+        code=run.code,
+        error=torch.cat(errors),
+        reconstruction=torch.cat(reconstructions) if keep_reconstruction else None,
+    )
+
+
+def _run_independent(
+    network: nn.Module, inputs: WindowInputs, chunks: list[tuple[int, int]], keep_reconstruction: bool
+) -> NetworkOutput:
+    codes, errors, reconstructions = [], [], []
+    for first, last in chunks:
+        x = inputs.get(first, last)
+        reconstruction, code = network(x)
+        codes.append(code)
+        errors.append(_reconstruction_error(x, reconstruction))
+        if keep_reconstruction:
+            reconstructions.append(reconstruction)
+    return NetworkOutput(
+        code=torch.cat(codes),
+        error=torch.cat(errors),
+        reconstruction=torch.cat(reconstructions) if keep_reconstruction else None,
+    )

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import EXAMPLE
+from speechae.audio import read_audio
+from speechae.engine import TensorInputs, run_autoencoder
+from speechae.features import compute_features
+
+
+def one_file(n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.long)
+
+
+@pytest.mark.parametrize("budget", [0, 300_000, 2**30])
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_statistics_equal_one_batch(small_cae, chunk, budget):
+    torch.manual_seed(0)
+    x = torch.rand(10, 1, 128, 126)
+    reconstruction, code = small_cae(x)
+    result = run_autoencoder(
+        small_cae,
+        TensorInputs(x),
+        one_file(10),
+        chunk_size=chunk,
+        memory_budget=budget,
+        keep_reconstruction=True,
+    )
+    torch.testing.assert_close(result.code, code, rtol=0, atol=1e-5)
+    torch.testing.assert_close(result.reconstruction, reconstruction, rtol=0, atol=1e-5)
+    expected_error = (x - reconstruction).square().mean(dim=3)[:, 0]
+    torch.testing.assert_close(result.error, expected_error, rtol=1e-4, atol=1e-9)
+
+
+def test_files_sharing_chunks_keep_their_own_statistics(small_cae):
+    torch.manual_seed(1)
+    a, b, c = torch.rand(5, 1, 128, 126), torch.rand(2, 1, 128, 126) * 0.5, torch.rand(4, 1, 128, 126)
+    index = torch.tensor([0] * 5 + [1] * 2 + [2] * 4)
+    joint = run_autoencoder(
+        small_cae, TensorInputs(torch.cat([a, b, c])), index, chunk_size=3, memory_budget=0
+    )
+    for part, rows in ((a, slice(0, 5)), (b, slice(5, 7)), (c, slice(7, 11))):
+        alone = run_autoencoder(small_cae, TensorInputs(part), one_file(len(part)))
+        torch.testing.assert_close(joint.code[rows], alone.code, rtol=0, atol=2e-6)
+        torch.testing.assert_close(joint.error[rows], alone.error, rtol=1e-5, atol=1e-9)
+
+
+def test_rae_chunks_are_independent(small_rae):
+    x = torch.rand(7, 1, 128, 126)
+    whole = run_autoencoder(small_rae, TensorInputs(x), one_file(7))
+    chunked = run_autoencoder(small_rae, TensorInputs(x), one_file(7), chunk_size=2)
+    torch.testing.assert_close(chunked.code, whole.code, rtol=0, atol=1e-6)
+
+
+@pytest.mark.weights
+def test_long_file_path_equals_in_memory_run_with_pretrained_cae(cae):
+    """A budget too small for the spectrograms forces recomputation from the signal in chunks."""
+    signal, rate = read_audio(EXAMPLE)
+    signal = np.concatenate([signal, signal[::-1], signal])  # 11.6 s, 45 windows
+    network = cae.model.network
+    in_memory = compute_features(signal, rate, network, frontend=cae.frontend)
+    chunked = compute_features(
+        signal, rate, network, frontend=cae.frontend, chunk_size=8, memory_budget=200_000
+    )
+    assert len(chunked.starts) == len(in_memory.starts) == 45
+    np.testing.assert_allclose(chunked.bottleneck, in_memory.bottleneck, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(chunked.error, in_memory.error, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(chunked.static, in_memory.static, rtol=1e-4, atol=1e-4)
