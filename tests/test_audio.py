@@ -120,3 +120,26 @@ def test_folder_without_audio(tmp_path):
         find_audio_files(tmp_path)
     with pytest.raises(AudioFileNotFoundError, match="no such folder"):
         find_audio_files(tmp_path / "missing")
+
+
+def test_truncated_wav_is_refused(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, TONE, 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioDecodeError, match=r"cut\.wav: truncated: the header announces 32000 bytes"):
+        read_audio(path)
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("FLAC", ".flac"), ("OGG", ".ogg")])
+def test_truncated_compressed_file_is_refused_or_decodes_to_its_header_length(tmp_path, fmt, suffix):
+    path = tmp_path / f"cut{suffix}"
+    sf.write(path, np.tile(TONE, 4), 16000, format=fmt)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    try:
+        samples, _ = read_audio(path)
+    except AudioDecodeError as error:
+        assert "cut" in str(error)
+    else:
+        assert len(samples) == sf.info(path).frames

@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from conftest import DATA, EXAMPLE
-from speechae import Extractor, cli
+from speechae import Extractor, cli, writers
+from speechae.writers import read_table
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -23,15 +24,41 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_explains_every_option():
     result = run("extract", "--help")
     assert result.returncode == 0
-    for option in ("--output", "--level", "--model", "--device", "--recursive", ".parquet", "cae-256"):
+    options = (
+        "--output",
+        "--level",
+        "--model",
+        "--device",
+        "--recursive",
+        "--jobs",
+        "--format",
+        "--root",
+        "--shard",
+        "--strict",
+        "--quiet",
+        "--extensions",
+        "--batch-windows",
+        "--report",
+        ".parquet",
+        "cae-256",
+    )
+    for option in options:
         assert option in result.stdout
+    for command in ("plot", "merge", "models"):
+        assert run(command, "--help").returncode == 0
 
 
 def test_cli_defaults_equal_api_defaults():
+    from speechae.corpus import BATCH_WINDOWS, extract_corpus
+
     defaults = inspect.signature(Extractor).parameters
     assert cli.DEFAULT_MODEL == defaults["model"].default
     assert cli.DEFAULT_LEVEL == defaults["level"].default
     assert cli.DEFAULT_DEVICE == defaults["device"].default
+    corpus_defaults = inspect.signature(extract_corpus).parameters
+    assert cli.DEFAULT_JOBS == corpus_defaults["jobs"].default
+    assert cli.DEFAULT_BATCH_WINDOWS == corpus_defaults["batch_windows"].default == BATCH_WINDOWS
+    assert cli.FORMATS == writers.FORMATS
 
 
 @pytest.mark.weights
@@ -51,7 +78,8 @@ def test_extract_dynamic_rae_formats(tmp_path, suffix):
     out = tmp_path / f"windows{suffix}"
     result = run("extract", str(EXAMPLE), "--level", "dynamic", "--model", "rae-256", "-o", str(out))
     assert result.returncode == 0, result.stderr
-    assert out.is_file() and "14 row(s)" in result.stdout
+    assert "1 ok (1 computed" in result.stdout and f"output: {out}" in result.stdout
+    assert read_table(out).shape == (14, 384)
 
 
 @pytest.mark.weights
@@ -66,8 +94,8 @@ def test_bad_files_are_skipped_and_reported_with_a_distinct_exit_code(tmp_path):
     assert result.returncode == cli.EXIT_PARTIAL
     assert "Traceback" not in result.stderr
     assert (
-        "empty.wav: the file is empty" in result.stderr
-        and "silent.flac: the recording is silent" in result.stderr
+        "empty.wav: the file is empty" in result.stdout
+        and "silent.flac: the recording is silent" in result.stdout
     )
     assert pd.read_csv(out).shape[0] == 1
 
@@ -84,7 +112,7 @@ def test_nothing_to_extract_is_one_line_and_exit_1(tmp_path, args, message, monk
     monkeypatch.chdir(tmp_path)
     result = run("extract", *args, "-o", str(tmp_path / "o.csv"), "--model", str(small_model(tmp_path)))
     assert result.returncode == cli.EXIT_ERROR
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 
 def small_model(folder):
@@ -114,3 +142,31 @@ def test_models_list_and_info():
     assert listing.returncode == 0 and "cae-256" in listing.stdout and "rae-256" in listing.stdout
     info = run("models", "info", "rae-256")
     assert info.returncode == 0 and "architecture: rae" in info.stdout and "bottleneck: 256" in info.stdout
+
+
+@pytest.mark.weights
+def test_plot_writes_a_figure(tmp_path):
+    out = tmp_path / "figure.png"
+    result = run("plot", str(EXAMPLE), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 400 and image.std() > 0.05
+    bad = run("plot", str(EXAMPLE), "-o", str(tmp_path / "figure.jpg"))
+    assert bad.returncode == cli.EXIT_ERROR and "unknown figure format 'jpg'" in bad.stderr
+
+
+@pytest.mark.weights
+def test_extract_writes_an_html_report(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "good.wav")
+    (folder / "empty.wav").write_bytes(b"")
+    report = tmp_path / "report.html"
+    result = run("extract", str(folder), "-o", str(tmp_path / "out.csv"), "--report", str(report), "-q")
+    assert result.returncode == cli.EXIT_PARTIAL, result.stderr
+    page = report.read_text()
+    for section in ('id="summary"', 'id="failures"', 'id="errors-histogram"', 'id="worst"', 'id="settings"'):
+        assert section in page
+    assert "empty.wav" in page and "data:image/png;base64" in page and "cae-256" in page

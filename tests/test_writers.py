@@ -3,58 +3,80 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from speechae.errors import ParameterError
-from speechae.writers import format_of, write_table
+from speechae.writers import TableWriter, format_of, kaldi_paths, read_table, write_table
 
 
-def table(level: str) -> pd.DataFrame:
+def table(level: str, files=("a.wav", "b c.wav")) -> pd.DataFrame:
     rows = 1 if level == "static" else 3
-    index = pd.MultiIndex.from_arrays(
-        [
-            ["a.wav"] * rows,
-            pd.to_timedelta(0.25 * np.arange(rows), unit="s"),
-            pd.to_timedelta(0.25 * np.arange(rows) + (2.0 if level == "static" else 0.5), unit="s"),
-        ],
-        names=["file", "start", "end"],
-    )
-    return pd.DataFrame(
-        np.arange(rows * 2, dtype=np.float32).reshape(rows, 2), index=index, columns=["f0", "f1"]
-    )
+    tuples = [
+        (
+            f,
+            pd.Timedelta(seconds=0.25 * k),
+            pd.Timedelta(seconds=0.25 * k + (2.0 if level == "static" else 0.5)),
+        )
+        for f in files
+        for k in range(rows)
+    ]
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((len(tuples), 3)).astype(np.float64 if level == "static" else np.float32)
+    index = pd.MultiIndex.from_tuples(tuples, names=["file", "start", "end"])
+    return pd.DataFrame(values, index=index, columns=["f0", "f1", "f2"])
 
 
-def read_back(path):
-    fmt = format_of(path)
-    if fmt == "csv":
-        return pd.read_csv(path)
-    if fmt == "parquet":
-        return pd.read_parquet(path).reset_index()
-    if fmt == "npy":
-        values = np.load(path)
-        index = pd.read_csv(path.with_name(path.stem + ".index.csv"))
-        return pd.concat([index, pd.DataFrame(values, columns=["f0", "f1"])], axis=1)
-    saved = torch.load(path, weights_only=True)
-    return pd.concat(
-        [pd.DataFrame(saved["index"]), pd.DataFrame(saved["features"].numpy(), columns=saved["columns"])],
-        axis=1,
-    )
-
-
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".pt"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".npz", ".pt"])
 @pytest.mark.parametrize("level", ["static", "dynamic"])
-def test_every_format_round_trips(tmp_path, suffix, level):
+def test_every_format_round_trips_with_its_own_library(tmp_path, suffix, level):
     path = tmp_path / f"out{suffix}"
-    write_table(table(level), path, level=level)
-    back = read_back(path)
+    original = table(level)
+    write_table(original, path, level=level)
+    back = read_table(path)
     expected_index = ["file"] if level == "static" else ["file", "start", "end"]
-    assert list(back.columns) == [*expected_index, "f0", "f1"]
-    np.testing.assert_allclose(back[["f0", "f1"]].to_numpy(), table(level).to_numpy())
+    assert list(back.index.names) == expected_index
+    assert back.index.get_level_values("file").tolist() == original.index.get_level_values("file").tolist()
+    np.testing.assert_array_equal(back.to_numpy(dtype=original.dtypes.iloc[0]), original.to_numpy())
+    if suffix != ".npy":
+        assert list(back.columns) == ["f0", "f1", "f2"]
     if level == "dynamic":
-        assert back["start"].tolist() == [0.0, 0.25, 0.5] and back["end"].tolist() == [0.5, 0.75, 1.0]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+        assert back.index.get_level_values("start").tolist() == [0.0, 0.25, 0.5] * 2
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
-def test_unknown_extension():
+def test_kaldi_writes_one_matrix_per_file(tmp_path):
+    import kaldiio
+
+    original = table("dynamic", files=("spk1/a.wav", "spk2/b.wav"))
+    write_table(original, tmp_path / "feats.ark", level="dynamic")
+    ark, scp = kaldi_paths(tmp_path / "feats.ark")
+    matrices = kaldiio.load_scp(str(scp))
+    assert list(matrices) == ["spk1/a.wav", "spk2/b.wav"] and matrices["spk1/a.wav"].shape == (3, 3)
+    assert str(ark) in scp.read_text() and "partial" not in scp.read_text()
+    np.testing.assert_array_equal(read_table(scp).to_numpy(), original.to_numpy())
+
+
+def test_kaldi_rejects_keys_with_spaces(tmp_path):
+    with pytest.raises(ParameterError, match="white space"):
+        write_table(table("dynamic"), tmp_path / "feats.scp", level="dynamic")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_twice_gives_identical_bytes(tmp_path):
+    for suffix in (".csv", ".parquet", ".npz", ".pt", ".npy"):
+        first, second = tmp_path / f"1{suffix}", tmp_path / f"2{suffix}"
+        write_table(table("dynamic"), first, level="dynamic")
+        write_table(table("dynamic"), second, level="dynamic")
+        assert first.read_bytes() == second.read_bytes(), suffix
+
+
+def test_npy_needs_the_row_count(tmp_path):
+    with pytest.raises(ParameterError, match="needs total_rows"):
+        TableWriter(tmp_path / "x.npy", columns=["a"], index_names=["file"], dtype="float64")
+
+
+def test_unknown_extension_and_format():
     with pytest.raises(ParameterError, match=r"unknown output format 'xlsx'; use one of .csv"):
         format_of("features.xlsx")
+    with pytest.raises(ParameterError, match="unknown output format 'hdf'"):
+        format_of("features.csv", "hdf")
+    assert format_of("features.txt", "parquet") == "parquet"

@@ -56,10 +56,46 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
         return sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as error:
+    except (sf.LibsndfileError, RuntimeError):
         raise AudioDecodeError(
-            f"{path}: not a readable audio file (unsupported format or corrupt data: {error})"
+            f"{path}: not a readable audio file (unsupported format or corrupt data)"
         ) from None
+
+
+def _declared_wav_bytes(path: Path) -> tuple[int, int] | None:
+    """``(data offset, declared data bytes)`` from a RIFF/WAVE header, or None if not told."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"RIFF":
+            return None
+        handle.read(4)
+        if handle.read(4) != b"WAVE":
+            return None
+        while len(chunk := handle.read(8)) == 8:
+            size = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                return (handle.tell(), size) if 0 < size < 0xFFFFFFFF else None
+            handle.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
+def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool) -> None:
+    """Refuse a file whose audio data ends before its header says it does.
+
+    Only headers that count frames exactly are trusted (FLAC, WAV); MP3 and Vorbis headers give
+    estimates.
+    """
+    if whole and info.format == "FLAC" and frames_read < info.frames:
+        raise AudioDecodeError(
+            f"{path}: truncated or corrupt: {frames_read} of the {info.frames} frames in the header decode"
+        )
+    declared = _declared_wav_bytes(path) if info.format in ("WAV", "WAVEX") else None
+    if declared is not None:
+        offset, size = declared
+        available = path.stat().st_size - offset
+        if available < size:
+            raise AudioDecodeError(
+                f"{path}: truncated: the header announces {size} bytes of audio, the file holds {available}"
+            )
 
 
 def _reference_dtype(info: sf._SoundFileInfo) -> str:
@@ -78,7 +114,8 @@ def read_audio(
         ``(frames, channels)``.
 
     Raises:
-        AudioFileNotFoundError, AudioDecodeError, EmptyAudioError, ParameterError.
+        AudioFileNotFoundError, AudioDecodeError (also for a truncated file), EmptyAudioError,
+        ParameterError.
     """
     path = Path(path)
     info = _open_info(path)
@@ -94,6 +131,7 @@ def read_audio(
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
     if samples.shape[0] == 0:
         raise EmptyAudioError(f"{path}: the file holds no audio samples")
+    _check_complete(path, info, samples.shape[0], whole=start is None and end is None)
     return samples, rate
 
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -20,6 +21,10 @@ EXIT_PARTIAL = 3
 DEFAULT_MODEL = "cae-256"
 DEFAULT_LEVEL = "static"
 DEFAULT_DEVICE = "cpu"
+DEFAULT_JOBS = 1
+DEFAULT_BATCH_WINDOWS = 256
+REPORT_WORST = 6
+FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,16 +39,21 @@ def _parser() -> argparse.ArgumentParser:
 
     extract = commands.add_parser(
         "extract",
-        help="extract features from audio files and folders",
-        description="Extract autoencoder features from audio files and folders into one table. "
-        "A file that cannot be processed is reported and skipped; the exit code is 0 when every "
-        f"file succeeded, {EXIT_PARTIAL} when some failed and {EXIT_ERROR} when none succeeded.",
+        help="extract features from audio files, folders, lists and manifests",
+        description="Extract autoencoder features into one table. Finished work is kept in "
+        "OUTPUT.store.sqlite, so an interrupted run resumes where it stopped when the same command is "
+        "run again; a changed setting or model never reuses stale results. A file that cannot be "
+        "processed is listed with its reason in OUTPUT.errors.csv and in the summary; the exit code is "
+        f"0 when every file succeeded, {EXIT_PARTIAL} when some failed and {EXIT_ERROR} when none "
+        "succeeded or the command itself is wrong.",
     )
     extract.add_argument(
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="audio files (any format libsndfile reads: WAV, FLAC, OGG, MP3, ...) or folders",
+        help="audio files (any format libsndfile reads: WAV, FLAC, OGG, MP3, ...), folders, list files "
+        "(.txt/.lst: one path per line) or manifests (.csv/.tsv/.parquet with a 'file' column and "
+        "optional 'start'/'end' columns in seconds to process segments)",
     )
     extract.add_argument(
         "-o",
@@ -51,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="OUT",
         help="output file; the format follows the extension: .csv, .parquet, .npy (with "
-        "OUT.index.csv beside it) or .pt",
+        "OUT.index.csv beside it), .npz, .pt, or .ark/.scp (Kaldi, one matrix per file)",
+    )
+    extract.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output format when the extension does not say it",
     )
     extract.add_argument(
         "--level",
@@ -73,8 +89,79 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_DEVICE,
         help=f"where the network runs: cpu or cuda (default: {DEFAULT_DEVICE})",
     )
+    extract.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=DEFAULT_JOBS,
+        help="worker processes that decode, resample and compute spectrograms while the network "
+        f"runs (default: {DEFAULT_JOBS}: everything in one process)",
+    )
     extract.add_argument("--recursive", action="store_true", help="also search sub-folders of folder inputs")
+    extract.add_argument(
+        "--extensions",
+        default=None,
+        help="comma-separated extensions of the audio files to take from folders, e.g. wav,flac "
+        "(default: every format libsndfile reads)",
+    )
+    extract.add_argument(
+        "--root",
+        default=None,
+        help="write file paths relative to this folder (also the base of relative paths in lists "
+        "and manifests; default: paths as given, lists relative to their own folder)",
+    )
+    extract.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="process only shard I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/8, into "
+        "OUT with '.shard-I-of-N' before its extension; join the shards with 'speechae merge'",
+    )
+    extract.add_argument(
+        "--batch-windows",
+        type=int,
+        default=DEFAULT_BATCH_WINDOWS,
+        help="500 ms windows per network batch; files are grouped until a batch is full "
+        "(default: %(default)s)",
+    )
+    extract.add_argument("--strict", action="store_true", help="stop at the first file that fails")
+    extract.add_argument(
+        "--report",
+        default=None,
+        metavar="HTML",
+        help="also write one self-contained HTML page summarising the run: failures, dropped "
+        "windows, the distribution of reconstruction errors and figures of the worst files",
+    )
+    extract.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress display (the summary is still printed)"
+    )
     extract.set_defaults(handler=_extract)
+
+    plot = commands.add_parser(
+        "plot",
+        help="draw what the autoencoder heard in one recording",
+        description="Draw the input log-Mel spectrogram and its reconstruction over time, the "
+        "reconstruction error of each window and of each Mel band, and where windows were dropped.",
+    )
+    plot.add_argument("file", metavar="FILE", help="an audio file")
+    plot.add_argument(
+        "-o", "--output", required=True, metavar="FIGURE", help="the figure: .png, .svg or .pdf"
+    )
+    plot.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or path (default: {DEFAULT_MODEL})")
+    plot.add_argument("--device", default=DEFAULT_DEVICE, help=f"cpu or cuda (default: {DEFAULT_DEVICE})")
+    plot.add_argument("--title", default=None, help="figure title (default: the file name)")
+    plot.set_defaults(handler=_plot)
+
+    merge = commands.add_parser(
+        "merge",
+        help="join shard outputs into one table",
+        description="Join the outputs of 'speechae extract --shard I/N' runs into one table, "
+        "identical to the output of the same run done in one piece.",
+    )
+    merge.add_argument("shards", nargs="+", metavar="SHARD", help="shard outputs (same format)")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT", help="the joined table")
+    merge.add_argument("--format", choices=FORMATS, default=None, help="output format (default: extension)")
+    merge.set_defaults(handler=_merge)
 
     models = commands.add_parser(
         "models",
@@ -98,54 +185,114 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _inputs(paths: Sequence[str], recursive: bool) -> tuple[list[str], list[tuple[str, str]]]:
-    from pathlib import Path
+def shard_output(output: str, shard: tuple[int, int]) -> Path:
+    """Output path of one shard: ``features.parquet`` -> ``features.shard-0-of-4.parquet``.
 
-    from speechae.audio import find_audio_files
-    from speechae.errors import SpeechaeError
-
-    files, failures = [], []
-    for path in paths:
-        if Path(path).is_dir():
-            try:
-                files.extend(str(p) for p in find_audio_files(path, recursive=recursive))
-            except SpeechaeError as error:
-                failures.append((path, str(error)))
-        else:
-            files.append(path)
-    return files, failures
+    Example:
+        >>> shard_output("out/features.parquet", (0, 4)).as_posix()
+        'out/features.shard-0-of-4.parquet'
+    """
+    path = Path(output)
+    return path.with_name(f"{path.stem}.shard-{shard[0]}-of-{shard[1]}{path.suffix}")
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from speechae.errors import AudioError, NoAudioFilesError
+    from speechae.audio import AUDIO_EXTENSIONS
+    from speechae.corpus import extract_corpus
+    from speechae.errors import NoAudioFilesError, ParameterError
     from speechae.extractor import Extractor
-    from speechae.writers import format_of, write_table
+    from speechae.inputs import collect_items, parse_shard
+    from speechae.progress import Progress
+    from speechae.writers import format_of
 
-    format_of(args.output)
-    files, failures = _inputs(args.inputs, args.recursive)
-    if not files:
-        raise NoAudioFilesError("; ".join(reason for _, reason in failures) or "no inputs")
+    format_of(args.output, args.format)
+    if args.jobs < 1:
+        raise ParameterError(f"--jobs must be at least 1, not {args.jobs}")
+    shard = parse_shard(args.shard) if args.shard else (0, 1)
+    output = shard_output(args.output, shard) if args.shard else Path(args.output)
+    extensions = AUDIO_EXTENSIONS
+    if args.extensions:
+        extensions = tuple(e if e.startswith(".") else f".{e}" for e in args.extensions.split(",") if e)
+    items, input_failures = collect_items(
+        args.inputs, recursive=args.recursive, extensions=extensions, root=args.root
+    )
+    for _, reason in input_failures:
+        print(f"speechae: skipped input: {reason}", file=sys.stderr)
+    if not items:
+        raise NoAudioFilesError("; ".join(reason for _, reason in input_failures) or "no inputs")
     extractor = Extractor(args.model, level=args.level, device=args.device)
-    tables = []
-    for file in files:
-        try:
-            tables.append(extractor.process_file(file))
-        except AudioError as error:
-            failures.append((file, str(error)))
-            print(f"speechae: skipped: {error}", file=sys.stderr)
-    if tables:
-        import pandas as pd
+    summary = extract_corpus(
+        extractor,
+        items,
+        output,
+        fmt=args.format,
+        jobs=args.jobs,
+        shard=shard,
+        strict=args.strict,
+        progress=Progress(quiet=args.quiet),
+        batch_windows=args.batch_windows,
+    )
+    print(summary.text())
+    if args.report:
+        _report(args, extractor, items, summary)
+        print(f"report: {args.report}")
+    succeeded = int((summary.records["status"] == "ok").sum())
+    if summary.stopped_early or (succeeded == 0 and summary.failures):
+        return EXIT_ERROR if succeeded == 0 else EXIT_PARTIAL
+    return EXIT_PARTIAL if summary.failures or input_failures else EXIT_OK
 
-        table = pd.concat(tables)
-        write_table(table, args.output, level=args.level)
-        print(f"speechae: wrote {len(tables)} file(s), {len(table)} row(s) to {args.output}")
-    if failures:
-        print(f"speechae: {len(failures)} input(s) failed:", file=sys.stderr)
-        for _, reason in failures:
-            print(f"  {reason}", file=sys.stderr)
-    if not tables:
-        return EXIT_ERROR
-    return EXIT_PARTIAL if failures else EXIT_OK
+
+def _report(args: argparse.Namespace, extractor, items, summary) -> None:
+    from speechae import __version__
+    from speechae.report import write_report
+
+    worst = summary.records[summary.records["status"] == "ok"].nlargest(REPORT_WORST, "mean_error")
+    paths = {item.key: item.path for item in items if not item.is_segment}
+    thumbnails = {
+        file: extractor.file_features(paths[file], keep_spectrograms=True)
+        for file in worst["file"]
+        if file in paths
+    }
+    settings = {
+        "model": extractor.model.name,
+        "architecture": extractor.model.architecture,
+        "bottleneck": str(extractor.model.bottleneck),
+        "weights sha256": extractor.model.weights_sha256,
+        "level": extractor.level,
+        "speechae": __version__,
+        "command": " ".join(["speechae", *sys.argv[1:]]),
+        "output": str(summary.output),
+    }
+    write_report(
+        args.report,
+        summary.records,
+        settings,
+        thumbnails,
+        worst=REPORT_WORST,
+        config=extractor.frontend.config,
+    )
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from speechae.extractor import Extractor
+    from speechae.plots import recording_figure, save_figure
+
+    extractor = Extractor(args.model, device=args.device)
+    features = extractor.file_features(args.file, keep_spectrograms=True)
+    figure = recording_figure(
+        features, title=args.title or Path(args.file).name, config=extractor.frontend.config
+    )
+    save_figure(figure, args.output)
+    print(f"speechae: wrote {args.output}")
+    return EXIT_OK
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from speechae.writers import merge_tables
+
+    rows = merge_tables(args.shards, args.output, fmt=args.format)
+    print(f"speechae: merged {len(args.shards)} shard(s), {rows} row(s) into {args.output}")
+    return EXIT_OK
 
 
 def _models_list(args: argparse.Namespace) -> int:

@@ -74,6 +74,10 @@ class WeightsIntegrityError(ModelError):
     """A weights file does not have the expected checksum or layout."""
 
 
+class StoreError(SpeechaeError, RuntimeError):
+    """The resumable store of a corpus run cannot be opened or is not a speechae store."""
+
+
 class SpeechaeWarning(UserWarning):
     """Base class of every warning emitted by speechae."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,19 @@ LEVELS = ("static", "dynamic")
 
 def _seconds(values: Sequence[float] | np.ndarray) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(values, dtype=np.float64), unit="s")
+
+
+def _warn_dropped(features: FileFeatures, name: str) -> None:
+    if len(features.dropped):
+        total = len(features.starts) + len(features.dropped)
+        times = ", ".join(f"{t:g}" for t in features.dropped)
+        warnings.warn(
+            DroppedWindowsWarning(
+                f"{name or 'the signal'}: {len(features.dropped)} of {total} windows dropped because "
+                f"their Mel spectrogram has values <= 0 (digital silence); they start at {times} s"
+            ),
+            stacklevel=4,
+        )
 
 
 def static_of(features: FileFeatures, name: str) -> np.ndarray:
@@ -133,12 +147,34 @@ class Extractor:
         """Features of one audio file (any format libsndfile reads), optionally a segment."""
         return self._table([self._process_file(file, start, end)])
 
-    def process_files(self, files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-        """Features of several files, rows in the order given."""
-        results = [self._process_file(file, None, None) for file in files]
-        if not results:
+    def process_files(
+        self,
+        files: Iterable[str | os.PathLike[str]],
+        *,
+        num_workers: int = 1,
+        executor: Executor | None = None,
+    ) -> pd.DataFrame:
+        """Features of several files, rows in the order given.
+
+        Uses the corpus runner: with ``num_workers > 1`` (or an ``executor``) files are decoded
+        and transformed in parallel and the network runs on batches mixing several files, each
+        keeping its own BatchNorm statistics. The first failure is raised; use
+        :func:`speechae.corpus.extract_corpus` to go on past bad files.
+        """
+        from speechae.corpus import run_items
+        from speechae.inputs import Item
+
+        items = [Item(key=os.fspath(file), path=os.fspath(file)) for file in files]
+        if not items:
             raise NoAudioFilesError("no files were given")
-        return self._table(results)
+        results = {id(r.item): r for r in run_items(self, items, jobs=num_workers, executor=executor)}
+        ordered = [results[id(item)] for item in items]
+        for result in ordered:
+            if not result.ok:
+                raise result.error
+        for result in ordered:
+            _warn_dropped(result.features, result.item.key)
+        return self._table([(result.item.key, 0.0, result.features) for result in ordered])
 
     def process_folder(
         self,
@@ -151,43 +187,65 @@ class Extractor:
         return self.process_files(find_audio_files(root, recursive=recursive, extensions=extensions))
 
     def file_features(
-        self, file: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+        self,
+        file: str | os.PathLike[str],
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        keep_spectrograms: bool = False,
     ) -> FileFeatures:
-        """Per-window features of a file as arrays, before any table is made."""
-        return self._process_file(file, start, end)[2]
+        """Per-window features of a file as arrays, before any table is made.
+
+        With ``keep_spectrograms`` the input and decoded spectrograms come along (for plots).
+        """
+        return self._process_file(file, start, end, keep_spectrograms)[2]
 
     def _process_file(
-        self, file: str | os.PathLike[str], start: float | None, end: float | None
+        self,
+        file: str | os.PathLike[str],
+        start: float | None,
+        end: float | None,
+        keep_spectrograms: bool = False,
     ) -> tuple[str, float, FileFeatures]:
         signal, sampling_rate = read_audio(file, start=start, end=end)
-        return os.fspath(file), start or 0.0, self._process(signal, sampling_rate, os.fspath(file))
+        features = self._process(signal, sampling_rate, os.fspath(file), keep_spectrograms)
+        return os.fspath(file), start or 0.0, features
 
-    def _process(self, signal: np.ndarray, sampling_rate: int, file: str) -> FileFeatures:
+    def _process(
+        self, signal: np.ndarray, sampling_rate: int, file: str, keep_spectrograms: bool = False
+    ) -> FileFeatures:
         try:
             features = compute_features(
-                signal, sampling_rate, self.model.network, frontend=self.frontend, device=self.device
+                signal,
+                sampling_rate,
+                self.model.network,
+                frontend=self.frontend,
+                device=self.device,
+                keep_spectrograms=keep_spectrograms,
             )
         except AudioError as error:
             if not file:
                 raise
             raise type(error)(f"{file}: {error}") from None
-        name = file or "the signal"
-        total = len(features.starts) + len(features.dropped)
         if len(features.starts) == 0:
             raise NoUsableWindowsError(
-                f"{name}: all {total} windows have Mel values <= 0 (digital silence), "
-                "so no features can be computed"
+                f"{file or 'the signal'}: all {len(features.dropped)} windows have Mel values <= 0 "
+                "(digital silence), so no features can be computed"
             )
-        if len(features.dropped):
-            times = ", ".join(f"{t:g}" for t in features.dropped)
-            warnings.warn(
-                DroppedWindowsWarning(
-                    f"{name}: {len(features.dropped)} of {total} windows dropped because their Mel "
-                    f"spectrogram has values <= 0 (digital silence); they start at {times} s"
-                ),
-                stacklevel=3,
-            )
+        _warn_dropped(features, file)
         return features
+
+    def settings(self) -> dict[str, object]:
+        """Everything that determines the features besides the audio (part of cache keys)."""
+        from speechae import __version__
+
+        return {
+            "frontend": self.frontend.config.to_dict(),
+            "architecture": self.model.architecture,
+            "bottleneck": self.model.bottleneck,
+            "weights_sha256": self.model.weights_sha256,
+            "speechae": __version__,
+        }
 
     def _table(self, results: list[tuple[str, float, FileFeatures]]) -> pd.DataFrame:
         if self.level == "static":

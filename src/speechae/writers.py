@@ -1,37 +1,111 @@
-"""Writing feature tables to files; the format follows the file extension.
+"""Feature tables as files: streaming writers, one per format, and a reader for each.
 
-Static tables get one row per file with the index ``file``; dynamic tables one row per window with
-the index ``(file, start, end)`` in seconds. Every file is written under a temporary name and
-renamed when complete, so a reader never sees half a file.
+The format follows the file extension (or is named explicitly):
+
+======== ===================================================================================
+csv      one header line, then one line per row; index columns first
+parquet  Apache Parquet (pyarrow), row groups of up to 8192 rows
+npy      the feature matrix, with ``NAME.index.csv`` beside it (file, start, end per row)
+npz      ``features``, ``columns``, ``file``, ``start``, ``end`` arrays in one zip
+pt       a dict ``features`` (tensor), ``columns``, ``index`` (``torch.load(weights_only=True)``)
+ark/scp  Kaldi ``NAME.ark`` + ``NAME.scp`` via kaldiio: one matrix per file, keyed by its name
+======== ===================================================================================
+
+Static tables have one row per file and the index ``file`` (``file, start, end`` when the inputs
+are segments); dynamic tables one row per window and the index ``file, start, end`` in seconds.
+Static values are float64, dynamic values float32. Rows arrive file by file through
+:meth:`TableWriter.write`; every file appears under a temporary name and is renamed when complete.
+HDF5 is not offered: Parquet and npz cover the same use without another binary dependency.
 
 Example:
     >>> import tempfile, pandas as pd
     >>> from pathlib import Path
-    >>> table = pd.DataFrame({"x": [1.0]}, index=pd.MultiIndex.from_tuples(
-    ...     [("a.wav", pd.Timedelta(0), pd.Timedelta(seconds=2))], names=["file", "start", "end"]))
     >>> path = Path(tempfile.mkdtemp()) / "features.csv"
-    >>> write_table(table, path, level="static")
-    >>> path.read_text().splitlines()[1]
-    'a.wav,1.0'
+    >>> with TableWriter(path, columns=["x"], index_names=["file"], dtype="float64") as writer:
+    ...     writer.write(pd.DataFrame({"x": [1.5]}, index=pd.Index(["a.wav"], name="file")))
+    >>> path.read_text().splitlines()
+    ['file,x', 'a.wav,1.5']
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
-from contextlib import contextmanager
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from speechae.errors import ParameterError
 
-__all__ = ["FORMATS", "format_of", "to_flat_table", "write_table"]
+__all__ = [
+    "FORMATS",
+    "TableWriter",
+    "format_of",
+    "kaldi_paths",
+    "merge_tables",
+    "read_table",
+    "to_flat_table",
+    "write_table",
+]
+
+FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
+_EXTENSIONS = {
+    "csv": "csv",
+    "parquet": "parquet",
+    "npy": "npy",
+    "npz": "npz",
+    "pt": "pt",
+    "ark": "kaldi",
+    "scp": "kaldi",
+}
+_ROW_GROUP = 8192
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def format_of(path: str | os.PathLike[str], fmt: str | None = None) -> str:
+    """The output format: ``fmt`` when given, else named by the extension of ``path``.
+
+    Example:
+        >>> format_of("out/features.parquet"), format_of("feats.ark"), format_of("x.txt", "csv")
+        ('parquet', 'kaldi', 'csv')
+    """
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ParameterError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in _EXTENSIONS:
+        raise ParameterError(
+            f"{path}: unknown output format {suffix!r}; use one of "
+            + ", ".join(f".{name}" for name in _EXTENSIONS)
+        )
+    return _EXTENSIONS[suffix]
+
+
+def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The ``.ark`` and ``.scp`` files of a Kaldi output named ``NAME``, ``NAME.ark`` or ``NAME.scp``.
+
+    Example:
+        >>> [p.name for p in kaldi_paths("feats.scp")]
+        ['feats.ark', 'feats.scp']
+    """
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix in (".ark", ".scp") else path
+    return stem.with_name(stem.name + ".ark"), stem.with_name(stem.name + ".scp")
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
 def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
-    """Index ``file`` (static) or ``(file, start, end)`` with times as float seconds (dynamic).
+    """Turn an :class:`~speechae.Extractor` table into the file layout (times as seconds).
+
+    Static tables keep only ``file`` unless some row is a segment of a recording.
 
     Example:
         >>> t = pd.DataFrame({"x": [1.0]}, index=pd.MultiIndex.from_tuples(
@@ -39,91 +113,308 @@ def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
         >>> to_flat_table(t, level="dynamic").index.tolist()
         [('a', 0.0, 0.5)]
     """
+    files = table.index.get_level_values("file")
+    starts = table.index.get_level_values("start").total_seconds()
+    ends = table.index.get_level_values("end").total_seconds()
     flat = table.copy()
-    if level == "static":
-        flat.index = pd.Index(table.index.get_level_values("file"), name="file")
-        return flat
-    flat.index = pd.MultiIndex.from_arrays(
-        [
-            table.index.get_level_values("file"),
-            table.index.get_level_values("start").total_seconds(),
-            table.index.get_level_values("end").total_seconds(),
-        ],
-        names=["file", "start", "end"],
-    )
+    if level == "static" and not table.attrs.get("segments", False):
+        flat.index = pd.Index(files, name="file")
+    else:
+        flat.index = pd.MultiIndex.from_arrays([files, starts, ends], names=["file", "start", "end"])
     return flat
 
 
-@contextmanager
-def _atomic(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial{path.suffix}")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+class TableWriter:
+    """Write a feature table file by file, in bounded memory (``pt`` and ``npz`` keep the index).
 
-
-def _write_csv(flat: pd.DataFrame, path: Path) -> None:
-    with _atomic(path) as partial:
-        flat.to_csv(partial)
-
-
-def _write_parquet(flat: pd.DataFrame, path: Path) -> None:
-    with _atomic(path) as partial:
-        flat.to_parquet(partial, engine="pyarrow")
-
-
-def _write_npy(flat: pd.DataFrame, path: Path) -> None:
-    with _atomic(path.with_name(f"{path.stem}.index.csv")) as partial:
-        flat.index.to_frame().to_csv(partial, index=False)
-    with _atomic(path) as partial, open(partial, "wb") as handle:
-        np.save(handle, flat.to_numpy())
-
-
-def _write_pt(flat: pd.DataFrame, path: Path) -> None:
-    import torch
-
-    index = flat.index.to_frame()
-    content = {
-        "features": torch.tensor(flat.to_numpy()),
-        "columns": list(flat.columns),
-        "index": {name: index[name].tolist() for name in index.columns},
-    }
-    with _atomic(path) as partial:
-        torch.save(content, partial)
-
-
-FORMATS: dict[str, Callable[[pd.DataFrame, Path], None]] = {
-    "csv": _write_csv,
-    "parquet": _write_parquet,
-    "npy": _write_npy,
-    "pt": _write_pt,
-}
-
-
-def format_of(path: str | os.PathLike[str]) -> str:
-    """Output format named by the extension of ``path``.
-
-    Example:
-        >>> format_of("out/features.parquet")
-        'parquet'
+    Args:
+        path: the output file (for Kaldi: ``NAME``, ``NAME.ark`` or ``NAME.scp``).
+        columns: feature column names.
+        index_names: ``["file"]`` or ``["file", "start", "end"]``.
+        dtype: ``"float32"`` (dynamic) or ``"float64"`` (static).
+        total_rows: number of rows to come; needed by ``npy`` and ``npz``.
+        fmt: the format; default from the extension of ``path``.
     """
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise ParameterError(
-            f"{path}: unknown output format {suffix!r}; use one of "
-            + ", ".join(f".{name}" for name in FORMATS)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        columns: Sequence[str],
+        index_names: Sequence[str],
+        dtype: str,
+        total_rows: int | None = None,
+        fmt: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.format = format_of(self.path, fmt)
+        self.columns = list(columns)
+        self.index_names = list(index_names)
+        self.dtype = np.dtype(dtype)
+        self.total_rows = total_rows
+        if self.format in ("npy", "npz") and total_rows is None:
+            raise ParameterError(f"{self.path}: the {self.format} writer needs total_rows")
+        self.rows = 0
+        self._index: list[pd.DataFrame] = []
+        self._values: list[np.ndarray] = []
+        self._buffer: list[pd.DataFrame] = []
+        self._targets: list[tuple[Path, Path]] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        getattr(self, f"_open_{self.format}", lambda: None)()
+
+    def _target(self, path: Path) -> Path:
+        partial = _partial(path)
+        self._targets.append((partial, path))
+        return partial
+
+    def _open_csv(self) -> None:
+        self._handle = open(self._target(self.path), "w", newline="")
+        self._handle.write(",".join([*self.index_names, *self.columns]) + "\n")
+
+    def _open_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        index_types = [pa.string()] + [pa.float64()] * (len(self.index_names) - 1)
+        value_type = pa.from_numpy_dtype(self.dtype)
+        fields = [pa.field(n, t) for n, t in zip(self.index_names, index_types, strict=True)]
+        fields += [pa.field(name, value_type) for name in self.columns]
+        self._schema = pa.schema(fields)
+        self._parquet = pq.ParquetWriter(self._target(self.path), self._schema)
+
+    def _open_npy(self) -> None:
+        self._matrix = np.lib.format.open_memmap(
+            self._target(self.path), mode="w+", dtype=self.dtype, shape=(self.total_rows, len(self.columns))
         )
-    return suffix
+        index_path = self.path.with_name(f"{self.path.stem}.index.csv")
+        self._handle = open(self._target(index_path), "w", newline="")
+        self._handle.write(",".join(self.index_names) + "\n")
+
+    def _open_npz(self) -> None:
+        self._zip = zipfile.ZipFile(self._target(self.path), "w", zipfile.ZIP_STORED, allowZip64=True)
+        info = zipfile.ZipInfo("features.npy", date_time=_ZIP_TIME)
+        self._stream = self._zip.open(info, "w", force_zip64=True)
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.total_rows, len(self.columns)),
+        }
+        np.lib.format.write_array_header_1_0(self._stream, header)
+
+    def _open_kaldi(self) -> None:
+        import kaldiio
+
+        ark, scp = kaldi_paths(self.path)
+        self._kaldi = kaldiio.WriteHelper(f"ark,scp:{self._target(ark)},{self._target(scp)}")
+        self._scp_partial = self._targets[-1][0]
+
+    def write(self, rows: pd.DataFrame) -> None:
+        """Append the rows of one file (index and columns as given to the constructor)."""
+        values = np.ascontiguousarray(rows.to_numpy(dtype=self.dtype))
+        if self.format == "csv":
+            rows.astype(self.dtype).to_csv(self._handle, header=False)
+        elif self.format == "parquet":
+            self._buffer.append(rows)
+            if sum(len(b) for b in self._buffer) >= _ROW_GROUP:
+                self._flush_parquet()
+        elif self.format == "npy":
+            self._matrix[self.rows : self.rows + len(values)] = values
+            rows.index.to_frame().to_csv(self._handle, header=False, index=False)
+        elif self.format == "npz":
+            self._stream.write(values.tobytes())
+            self._index.append(rows.index.to_frame(index=False))
+        elif self.format == "pt":
+            self._values.append(values)
+            self._index.append(rows.index.to_frame(index=False))
+        else:
+            key = str(rows.index.get_level_values("file")[0])
+            if any(c.isspace() for c in key):
+                raise ParameterError(f"{key}: Kaldi keys cannot contain white space; rename the file")
+            self._kaldi(key, values.astype(np.float32))
+        self.rows += len(values)
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+
+        if not self._buffer:
+            return
+        frame = pd.concat(self._buffer).astype(self.dtype).reset_index()
+        self._parquet.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+        self._buffer = []
+
+    def close(self) -> None:
+        """Finish the file(s) and move them into place."""
+        if self.total_rows is not None and self.rows != self.total_rows:
+            raise ParameterError(f"{self.path}: {self.rows} rows written, {self.total_rows} announced")
+        if self.format == "csv":
+            self._handle.close()
+        elif self.format == "parquet":
+            self._flush_parquet()
+            self._parquet.close()
+        elif self.format == "npy":
+            self._matrix.flush()
+            del self._matrix
+            self._handle.close()
+        elif self.format == "npz":
+            self._stream.close()
+            self._close_npz()
+        elif self.format == "pt":
+            self._save_pt()
+        else:
+            self._kaldi.close()
+            _relative_scp(self._scp_partial, self._targets[0][1])
+        for partial, final in self._targets:
+            os.replace(partial, final)
+        self._targets = []
+
+    def _close_npz(self) -> None:
+        index = (
+            pd.concat(self._index, ignore_index=True)
+            if self._index
+            else pd.DataFrame(columns=self.index_names)
+        )
+        arrays = {"columns": np.array(self.columns), "file": index["file"].to_numpy(dtype=str)}
+        for name in self.index_names[1:]:
+            arrays[name] = index[name].to_numpy(dtype=np.float64)
+        for name, array in arrays.items():
+            with self._zip.open(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), "w") as stream:
+                np.lib.format.write_array(stream, array, allow_pickle=False)
+        self._zip.close()
+
+    def _save_pt(self) -> None:
+        import io
+
+        import torch
+
+        index = (
+            pd.concat(self._index, ignore_index=True)
+            if self._index
+            else pd.DataFrame(columns=self.index_names)
+        )
+        values = np.concatenate(self._values) if self._values else np.zeros((0, len(self.columns)))
+        content = {
+            "features": torch.tensor(values.astype(self.dtype)),
+            "columns": self.columns,
+            "index": {name: index[name].tolist() for name in self.index_names},
+        }
+        buffer = io.BytesIO()  # saving to a buffer keeps the temporary file name out of the archive
+        torch.save(content, buffer)
+        self._target(self.path).write_bytes(buffer.getvalue())
+
+    def discard(self) -> None:
+        """Abandon the output: remove every temporary file."""
+        for handle in ("_handle", "_stream"):
+            if hasattr(self, handle) and not getattr(self, handle).closed:
+                getattr(self, handle).close()
+        for partial, _ in self._targets:
+            partial.unlink(missing_ok=True)
+        self._targets = []
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, level: str) -> None:
-    """Write a table from :class:`speechae.Extractor` to ``path`` in the format of its extension.
+def _relative_scp(scp_partial: Path, final_ark: Path) -> None:
+    """Point the scp entries at the final ark name instead of its temporary one."""
+    text = scp_partial.read_text()
+    temporary = str(_partial(final_ark))
+    scp_partial.write_text(text.replace(temporary, str(final_ark)))
 
-    ``.npy`` writes the feature matrix and ``<name>.index.csv`` beside it; ``.pt`` writes a dict
-    with ``features`` (tensor), ``columns`` and ``index`` (readable with ``weights_only=True``).
+
+def write_table(
+    table: pd.DataFrame, path: str | os.PathLike[str], *, level: str, fmt: str | None = None
+) -> None:
+    """Write a whole table from :class:`speechae.Extractor` to ``path``, one file's rows at a time."""
+    flat = to_flat_table(table, level=level)
+    dtype = "float64" if level == "static" else "float32"
+    with TableWriter(
+        path, columns=flat.columns, index_names=flat.index.names, dtype=dtype, total_rows=len(flat), fmt=fmt
+    ) as writer:
+        files = flat.index.get_level_values("file")
+        boundaries = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])
+        for first, last in itertools.pairwise(boundaries):
+            writer.write(flat.iloc[first:last])
+
+
+def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.DataFrame:
+    """Read a table written by :class:`TableWriter` back, with its index and dtypes.
+
+    Kaldi outputs carry no times: their index is ``file`` only, one matrix's rows per file.
     """
     path = Path(path)
-    FORMATS[format_of(path)](to_flat_table(table, level=level), path)
+    fmt = format_of(path, fmt)
+    if fmt == "kaldi":
+        import kaldiio
+
+        matrices = kaldiio.load_scp(str(kaldi_paths(path)[1]))
+        frames = [
+            pd.DataFrame(np.asarray(m), index=pd.Index([k] * len(m), name="file"))
+            for k, m in matrices.items()
+        ]
+        return pd.concat(frames)
+    if fmt == "csv":
+        header = path.open().readline().strip().split(",")
+        index_names = [n for n in ("file", "start", "end") if n in header]
+        table = pd.read_csv(path, index_col=index_names, dtype={"file": str})
+    elif fmt == "parquet":
+        table = pd.read_parquet(path)
+        index_names = [n for n in ("file", "start", "end") if n in table.columns]
+        table = table.set_index(index_names)
+    elif fmt == "npy":
+        index = pd.read_csv(path.with_name(f"{path.stem}.index.csv"), dtype={"file": str})
+        table = pd.DataFrame(np.load(path), index=pd.MultiIndex.from_frame(index))
+    elif fmt == "npz":
+        with np.load(path, allow_pickle=False) as archive:
+            names = [n for n in ("file", "start", "end") if n in archive.files]
+            index = pd.MultiIndex.from_arrays([archive[n] for n in names], names=names)
+            table = pd.DataFrame(archive["features"], index=index, columns=list(archive["columns"]))
+    else:
+        import torch
+
+        content = torch.load(path, weights_only=True)
+        index = pd.MultiIndex.from_frame(pd.DataFrame(content["index"]))
+        table = pd.DataFrame(content["features"].numpy(), index=index, columns=content["columns"])
+    if table.index.nlevels == 1:
+        table.index = pd.Index(table.index.get_level_values(0), name="file")
+    return table
+
+
+def _value_dtype(table: pd.DataFrame) -> str:
+    """float32 for dynamic tables, float64 for static ones (CSV reads both back as float64)."""
+    if str(table.columns[0]).startswith("bottleneck_") or all(d == np.float32 for d in table.dtypes):
+        return "float32"
+    return "float64"
+
+
+def merge_tables(
+    inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, fmt: str | None = None
+) -> int:
+    """Join shard outputs into one table, rows sorted as a single run sorts them.
+
+    The result is byte-identical to the output of the same run done in one piece.
+
+    Returns:
+        the number of rows written.
+    """
+    tables = [read_table(path) for path in inputs]
+    table = pd.concat(tables).sort_index(kind="stable")
+    dtype = _value_dtype(tables[0])
+    with TableWriter(
+        output,
+        columns=[str(c) for c in table.columns],
+        index_names=table.index.names,
+        dtype=dtype,
+        total_rows=len(table),
+        fmt=fmt,
+    ) as writer:
+        files = table.index.get_level_values("file")
+        boundaries = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])
+        for first, last in itertools.pairwise(boundaries):
+            writer.write(table.iloc[first:last])
+    return len(table)

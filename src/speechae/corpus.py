@@ -1,0 +1,707 @@
+"""The corpus runner: many recordings, parallel front-end, batched network, resumable output.
+
+One engine serves ``Extractor.process_files(..., num_workers=N)`` and ``speechae extract``:
+
+1. Items are sorted by key and cut into **batches** of about ``batch_windows`` windows (counted
+   from the file headers); a recording longer than ``long_file_windows`` forms a batch alone and is
+   processed in bounded memory (:mod:`speechae.engine`).
+2. Decoding, resampling and the log-Mel front-end run in worker processes of any
+   ``concurrent.futures.Executor`` (by default a ``spawn`` process pool, one torch thread per
+   worker); the main process runs the network on each batch, every file with its own BatchNorm
+   statistics.
+3. The batches depend only on the sorted inputs, never on timing, so ``--jobs 2`` equals
+   ``--jobs 1`` bit for bit, a resumed run computes exactly what an uninterrupted one would, and
+   ``--shard i/N`` (which takes every N-th batch) merges into the unsharded result.
+
+:func:`extract_corpus` adds the store (finished batches are committed as they complete and never
+recomputed), streamed output written atomically, an errors file and a summary.
+
+Example:
+    >>> from speechae import Extractor  # doctest: +SKIP
+    >>> summary = extract_corpus(Extractor("cae-256"), items, "features.parquet", jobs=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import csv
+import io
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from speechae.audio import read_audio
+from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
+from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
+from speechae.features import (
+    FileFeatures,
+    compute_features,
+    dynamic_feature_names,
+    prepare_recording,
+    static_feature_names,
+)
+from speechae.frontend import FrontEndConfig, LogMelFrontEnd, window_count
+from speechae.inputs import Item, item_order
+from speechae.progress import Progress, clock
+from speechae.store import FeatureStore, entry_key, file_sha256, store_path
+from speechae.writers import TableWriter
+
+__all__ = [
+    "BATCH_WINDOWS",
+    "LONG_FILE_WINDOWS",
+    "RECORD_COLUMNS",
+    "ItemResult",
+    "RunSummary",
+    "extract_corpus",
+    "file_record",
+    "plan_batches",
+    "run_items",
+]
+
+BATCH_WINDOWS = 256
+LONG_FILE_WINDOWS = 2048
+
+
+class ExtractionError(SpeechaeError, RuntimeError):
+    """An unexpected failure while processing one recording (the run goes on)."""
+
+
+@dataclass
+class ItemResult:
+    """The outcome for one item: features, or the error that stopped it."""
+
+    item: Item
+    features: FileFeatures | None = None
+    error: SpeechaeError | None = None
+    audio_sha256: str | None = None
+    key: str | None = None
+    seconds: float = 0.0
+    reused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether features were computed (or found in the store)."""
+        return self.error is None
+
+
+@dataclass
+class _Planned:
+    item: Item
+    windows: int
+    seconds: float
+    audio_sha256: str | None = None
+    key: str | None = None
+    error: SpeechaeError | None = None
+
+
+def _result(planned: _Planned, **outcome: object) -> ItemResult:
+    return ItemResult(
+        planned.item, audio_sha256=planned.audio_sha256, key=planned.key, seconds=planned.seconds, **outcome
+    )
+
+
+def _describe(item: Item, error: BaseException) -> SpeechaeError:
+    """The error as one sentence that names the file (and segment)."""
+    where = item.path if not item.is_segment else f"{item.path} [{item.start or 0:g}-{item.end or 'end'} s]"
+    message = str(error)
+    if not message.startswith(item.path):
+        message = f"{where}: {message}"
+    if isinstance(error, SpeechaeError):
+        return type(error)(message)
+    return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {error})")
+
+
+def _plan(item: Item, config: FrontEndConfig, settings: dict | None) -> _Planned:
+    try:
+        info = sf.info(item.path)
+        seconds = info.frames / info.samplerate
+        end = seconds if item.end is None else min(item.end, seconds)
+        seconds = max(end - (item.start or 0.0), 0.0)
+    except Exception:  # unreadable headers fail properly, with their reason, when the item is read
+        seconds = 0.0
+    windows = window_count(int(seconds * config.sampling_rate), config=config)
+    planned = _Planned(item, windows, seconds)
+    if settings is not None:
+        try:
+            planned.audio_sha256 = file_sha256(item.path)
+            planned.key = entry_key(planned.audio_sha256, item.start, item.end, settings)
+        except OSError as error:
+            planned.error = _describe(item, _read_error(item, error))
+    return planned
+
+
+def _read_error(item: Item, error: OSError) -> SpeechaeError:
+    """Turn an OS error on reading ``item`` into the error :func:`read_audio` would raise."""
+    try:
+        read_audio(item.path, start=item.start, end=item.end)
+    except SpeechaeError as audio_error:
+        return audio_error
+    return ExtractionError(str(error))
+
+
+def plan_batches(
+    windows: Sequence[int], *, batch_windows: int = BATCH_WINDOWS, long_file_windows: int = LONG_FILE_WINDOWS
+) -> list[list[int]]:
+    """Cut items (given by their window counts, in run order) into batches of item positions.
+
+    A batch closes once it holds ``batch_windows`` windows; an item of more than
+    ``long_file_windows`` windows is a batch alone.
+
+    Example:
+        >>> plan_batches([100, 100, 100, 5000, 10], batch_windows=150, long_file_windows=1000)
+        [[0, 1], [2], [3], [4]]
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    for position, count in enumerate(windows):
+        if count > long_file_windows:
+            if current:
+                batches.append(current)
+                current, filled = [], 0
+            batches.append([position])
+            continue
+        current.append(position)
+        filled += count
+        if filled >= batch_windows:
+            batches.append(current)
+            current, filled = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+_WORKER_FRONTENDS: dict[FrontEndConfig, LogMelFrontEnd] = {}
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _prepare(item: Item, config: FrontEndConfig) -> tuple[str, object]:
+    """Worker task: decode, resample and transform one item (never raises)."""
+    try:
+        frontend = _WORKER_FRONTENDS.setdefault(config, LogMelFrontEnd(config))
+        signal, rate = read_audio(item.path, start=item.start, end=item.end)
+        prepared = prepare_recording(signal, rate, frontend, memory_budget=sys.maxsize)
+        mel = prepared.inputs.get(0, len(prepared.inputs)).numpy()
+        return "ok", (mel, prepared.starts, prepared.dropped, prepared.duration)
+    except Exception as error:  # a corpus run never dies on one file
+        return "failed", _describe(item, error)
+
+
+class _InlineExecutor(futures.Executor):
+    """Runs tasks at submission, in this process (``jobs=1`` without process start-up)."""
+
+    def submit(self, fn: Callable, /, *args: object, **kwargs: object) -> futures.Future:
+        future: futures.Future = futures.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _pool(jobs: int) -> futures.Executor:
+    if jobs <= 1:
+        return _InlineExecutor()
+    return futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+    )
+
+
+def _offset(item: Item, features: FileFeatures) -> FileFeatures:
+    if not item.start:
+        return features
+    features.starts = features.starts + item.start
+    features.dropped = features.dropped + item.start
+    return features
+
+
+class _BatchRunner:
+    """Runs the network on one batch of prepared items, each file with its own statistics."""
+
+    def __init__(self, extractor, chunk_size: int, memory_budget: int) -> None:
+        self.extractor = extractor
+        self.chunk_size = chunk_size
+        self.memory_budget = memory_budget
+
+    def run(self, prepared: list[tuple[_Planned, tuple]]) -> list[ItemResult]:
+        results, usable = [], []
+        for planned, (mel, starts, dropped, duration) in prepared:
+            if len(mel) == 0:
+                error = NoUsableWindowsError(
+                    f"{planned.item.path}: all {len(dropped)} windows have Mel values <= 0 "
+                    "(digital silence), so no features can be computed"
+                )
+                results.append(_result(planned, error=error))
+            else:
+                usable.append((planned, mel, starts, dropped, duration))
+        if usable:
+            results += self._network(usable)
+        return results
+
+    def _network(self, usable: list) -> list[ItemResult]:
+        device = self.extractor.device
+        counts = [len(mel) for _, mel, *_ in usable]
+        windows = torch.from_numpy(np.concatenate([mel for _, mel, *_ in usable])).to(device)
+        file_index = torch.repeat_interleave(
+            torch.arange(len(usable), device=device), torch.tensor(counts, device=device)
+        )
+        with torch.inference_mode():
+            output = run_autoencoder(
+                self.extractor.model.network,
+                TensorInputs(windows),
+                file_index,
+                chunk_size=self.chunk_size,
+                memory_budget=self.memory_budget,
+            )
+        codes = output.code.cpu().numpy()
+        errors = output.error.cpu().numpy()
+        bounds = np.cumsum([0, *counts])
+        results = []
+        for k, (planned, _, starts, dropped, duration) in enumerate(usable):
+            features = FileFeatures(
+                bottleneck=codes[bounds[k] : bounds[k + 1]],
+                error=errors[bounds[k] : bounds[k + 1]],
+                starts=starts,
+                dropped=dropped,
+                duration=duration,
+            )
+            results.append(_result(planned, features=_offset(planned.item, features)))
+        return results
+
+
+def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int) -> ItemResult:
+    """A recording too long for a shared batch: computed alone, in chunks, in this process."""
+    item = planned.item
+    try:
+        signal, rate = read_audio(item.path, start=item.start, end=item.end)
+        features = compute_features(
+            signal,
+            rate,
+            extractor.model.network,
+            frontend=extractor.frontend,
+            device=extractor.device,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+        )
+        if len(features.starts) == 0:
+            raise NoUsableWindowsError(
+                f"all {len(features.dropped)} windows have Mel values <= 0 (digital silence), "
+                "so no features can be computed"
+            )
+    except Exception as error:  # a corpus run never dies on one file
+        return _result(planned, error=_describe(item, error))
+    return _result(planned, features=_offset(item, features))
+
+
+def run_items(
+    extractor,
+    items: Sequence[Item],
+    *,
+    jobs: int = 1,
+    executor: futures.Executor | None = None,
+    store: FeatureStore | None = None,
+    shard: tuple[int, int] = (0, 1),
+    batch_windows: int = BATCH_WINDOWS,
+    long_file_windows: int = LONG_FILE_WINDOWS,
+    chunk_size: int = DEFAULT_CHUNK,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    progress: Progress | None = None,
+) -> Iterator[ItemResult]:
+    """Process items batch by batch; yields every item's result, batch after batch.
+
+    Args:
+        extractor: a :class:`speechae.Extractor` (its model, front-end and device are used).
+        items: what to process, in run order (outputs sort them; the API keeps the caller's order).
+        jobs: worker processes for decoding and the front-end (1: in this process).
+        executor: any ``concurrent.futures.Executor`` to use instead of a process pool.
+        store: finished results; items found there are not recomputed, and every computed batch is
+            committed to it before its results are yielded.
+        shard: ``(i, N)``: process only batches ``i, i + N, ...``.
+        batch_windows: windows per network batch (see :func:`plan_batches`).
+        long_file_windows: longer recordings are processed alone, in chunks.
+        chunk_size: windows per forward step (see :func:`speechae.engine.run_autoencoder`).
+        memory_budget: bytes of activations kept between layers.
+        progress: told the work planned, then each result.
+    """
+    config = extractor.frontend.config
+    settings = extractor.settings() if store is not None else None
+    planned = [_plan(item, config, settings) for item in items]
+    batches = plan_batches(
+        [p.windows for p in planned], batch_windows=batch_windows, long_file_windows=long_file_windows
+    )
+    batches = batches[shard[0] :: shard[1]]
+    if progress is not None:
+        chosen = [planned[position] for batch in batches for position in batch]
+        progress.start(len(chosen), sum(p.seconds for p in chosen))
+    batch_runner = _BatchRunner(extractor, chunk_size, memory_budget)
+    pool = executor or _pool(jobs)
+    in_flight_limit = max(2 * jobs, 4)
+    try:
+        queue = [planned[position] for batch in batches for position in batch]
+        submitted: dict[int, futures.Future] = {}
+        next_to_submit = 0
+
+        def top_up() -> None:
+            nonlocal next_to_submit
+            while next_to_submit < len(queue) and len(submitted) < in_flight_limit:
+                entry = queue[next_to_submit]
+                if _needs_worker(entry, store, long_file_windows):
+                    submitted[id(entry)] = pool.submit(_prepare, entry.item, config)
+                next_to_submit += 1
+
+        for batch in batches:
+            top_up()
+            results, prepared = [], []
+            for position in batch:
+                entry = planned[position]
+                if entry.error is not None:
+                    results.append(_result(entry, error=entry.error))
+                elif store is not None and entry.key in store:
+                    results.append(_result(entry, reused=True))
+                elif entry.windows > long_file_windows:
+                    results.append(_long_item(extractor, entry, chunk_size, memory_budget))
+                else:
+                    status, payload = submitted.pop(id(entry)).result()
+                    top_up()
+                    if status == "ok":
+                        prepared.append((entry, payload))
+                    else:
+                        results.append(_result(entry, error=payload))
+            results += batch_runner.run(prepared)
+            computed = [r for r in results if r.ok and not r.reused]
+            if store is not None and computed:
+                store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
+            for result in _in_batch_order(results, batch, planned):
+                if progress is not None:
+                    progress.advance(result)
+                yield result
+    finally:
+        if executor is None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _in_batch_order(results: list[ItemResult], batch: list[int], planned: list[_Planned]) -> list[ItemResult]:
+    rank = {id(planned[position].item): k for k, position in enumerate(batch)}
+    return sorted(results, key=lambda result: rank[id(result.item)])
+
+
+def _needs_worker(entry: _Planned, store: FeatureStore | None, long_file_windows: int) -> bool:
+    return (
+        entry.error is None
+        and not (store is not None and entry.key in store)
+        and entry.windows <= long_file_windows
+    )
+
+
+@dataclass
+class RunSummary:
+    """What a corpus run did; ``records`` has one row per item (for reports)."""
+
+    output: Path | None
+    records: pd.DataFrame
+    failures: list[ItemResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    computed: int = 0
+    computed_seconds: float = 0.0
+    reused: int = 0
+    stopped_early: bool = False
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio in the items that succeeded."""
+        ok = self.records["status"] == "ok"
+        return float(self.records.loc[ok, "duration"].sum())
+
+    def text(self) -> str:
+        """A few lines for the end of a run."""
+        ok = int((self.records["status"] == "ok").sum())
+        speed = self.computed_seconds / self.wall_seconds if self.wall_seconds else 0.0
+        lines = [
+            f"files: {ok} ok ({self.computed} computed, {self.reused} reused from the store), "
+            f"{len(self.failures)} failed",
+            f"audio: {clock(self.audio_seconds)}, of which {clock(self.computed_seconds)} computed in "
+            f"{clock(self.wall_seconds)} wall time ({speed:.1f}x real time)",
+        ]
+        dropped = int(self.records["dropped"].sum()) if len(self.records) else 0
+        if dropped:
+            lines.append(
+                f"windows dropped for Mel values <= 0: {dropped} "
+                f"(listed in {_sidecar(self.output, 'dropped')})"
+            )
+        if self.failures:
+            lines.append(f"failed ({_sidecar(self.output, 'errors')}):")
+            lines += [f"  {failure.error}" for failure in self.failures]
+        if self.stopped_early:
+            lines.append("stopped at the first failure (--strict); finished files are kept in the store")
+        elif self.output is not None and ok:
+            lines.append(f"output: {self.output}")
+        else:
+            lines.append("no output written: no file succeeded")
+        return "\n".join(lines)
+
+
+RECORD_COLUMNS = ("file", "status", "reason", "duration", "windows", "dropped", "dropped_at", "mean_error")
+
+
+def file_record(
+    file: str | os.PathLike[str],
+    features: FileFeatures | None = None,
+    *,
+    reason: str = "",
+    duration: float = math.nan,
+) -> dict[str, object]:
+    """One row of the ``records`` table of :func:`write_report`.
+
+    Args:
+        file: the input file as the user named it.
+        features: the file's features; omit them for a file that failed.
+        reason: why the file failed (required exactly when ``features`` is omitted).
+        duration: seconds, for a failed file whose length is known.
+
+    Example:
+        >>> file_record("a.wav", reason="the recording is silent")["status"]
+        'failed'
+    """
+    if (features is None) == (not reason):
+        raise ParameterError(
+            f"{file}: give either features (a processed file) or a reason (a failed file), "
+            f"not {'both' if reason else 'neither'}"
+        )
+    if features is None:
+        windows, dropped, error = 0, [], math.nan
+    else:
+        windows, dropped, duration = len(features.starts), features.dropped.tolist(), features.duration
+        error = float(features.error.mean()) if windows else math.nan
+    return {
+        "file": os.fspath(file),
+        "status": "failed" if features is None else "ok",
+        "reason": reason,
+        "duration": duration,
+        "windows": windows,
+        "dropped": len(dropped),
+        "dropped_at": dropped,
+        "mean_error": error,
+    }
+
+
+def _sidecar(output: Path | None, kind: str) -> Path | None:
+    return None if output is None else output.with_name(f"{output.name}.{kind}.csv")
+
+
+def _write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(buffer.getvalue())
+    os.replace(partial, path)
+
+
+def _rows(
+    item: Item, features: FileFeatures, level: str, segments: bool, config: FrontEndConfig
+) -> pd.DataFrame:
+    width = features.bottleneck.shape[1]
+    n_mels = features.error.shape[1]
+    if level == "static":
+        start = item.start or 0.0
+        index_values = {"file": [item.key]}
+        if segments:
+            index_values.update(start=[start], end=[start + features.duration])
+        names = static_feature_names(width, n_mels)
+        return pd.DataFrame(
+            features.static[None, :],
+            columns=names,
+            index=pd.MultiIndex.from_arrays(list(index_values.values()), names=list(index_values))
+            if segments
+            else pd.Index(index_values["file"], name="file"),
+        )
+    ends = features.starts + config.window_length / config.sampling_rate
+    index = pd.MultiIndex.from_arrays(
+        [[item.key] * len(features.starts), features.starts, ends], names=["file", "start", "end"]
+    )
+    return pd.DataFrame(features.dynamic, columns=dynamic_feature_names(width, n_mels), index=index)
+
+
+def extract_corpus(
+    extractor,
+    items: Sequence[Item],
+    output: str | os.PathLike[str],
+    *,
+    fmt: str | None = None,
+    jobs: int = 1,
+    executor: futures.Executor | None = None,
+    shard: tuple[int, int] = (0, 1),
+    strict: bool = False,
+    progress: Progress | None = None,
+    batch_windows: int = BATCH_WINDOWS,
+) -> RunSummary:
+    """Extract features of ``items`` into ``output``, resumably; never stops on a bad file.
+
+    Finished batches are committed to ``OUTPUT.store.sqlite``; re-running the same call after an
+    interruption recomputes nothing that was finished and writes a byte-identical output. Failures
+    go to ``OUTPUT.errors.csv``, dropped windows to ``OUTPUT.dropped.csv``.
+
+    Args:
+        extractor: the :class:`speechae.Extractor` (model, level, device).
+        items: from :func:`speechae.inputs.collect_items`.
+        output: the output file; its format follows the extension unless ``fmt`` is given.
+        fmt: the output format (default: from the extension).
+        jobs: worker processes (see :func:`run_items`).
+        executor: a ``concurrent.futures.Executor`` to use instead of a process pool.
+        shard: ``(i, N)`` to process only every N-th batch (see :func:`run_items`).
+        strict: stop at the first failure (nothing but the store is written).
+        progress: where to report progress.
+        batch_windows: windows per network batch.
+    """
+    started = time.monotonic()
+    output = Path(output)
+    level = extractor.level
+    config = extractor.frontend.config
+    store = FeatureStore(store_path(output))
+    failures: list[ItemResult] = []
+    finished: list[ItemResult] = []
+    stopped = False
+    try:
+        for result in run_items(
+            extractor,
+            items,
+            jobs=jobs,
+            executor=executor,
+            store=store,
+            shard=shard,
+            batch_windows=batch_windows,
+            progress=progress,
+        ):
+            (finished if result.ok else failures).append(result)
+            result.features = None  # the store holds them; keep memory flat
+            if strict and not result.ok:
+                stopped = True
+                break
+        records = _write_outputs(
+            store, finished, failures, output, fmt, level, config, write=not stopped, items=items
+        )
+    finally:
+        store.close()
+    return RunSummary(
+        output=None if stopped else output,
+        records=records,
+        failures=failures,
+        wall_seconds=time.monotonic() - started,
+        computed=sum(not r.reused for r in finished),
+        computed_seconds=sum(r.seconds for r in finished if not r.reused),
+        reused=sum(r.reused for r in finished),
+        stopped_early=stopped,
+    )
+
+
+def _write_outputs(
+    store: FeatureStore,
+    finished: list[ItemResult],
+    failures: list[ItemResult],
+    output: Path,
+    fmt: str | None,
+    level: str,
+    config: FrontEndConfig,
+    *,
+    write: bool,
+    items: Sequence[Item],
+) -> pd.DataFrame:
+    """Records of every item; with ``write``, also the output and its sidecars.
+
+    The store is read one recording at a time, so memory stays flat.
+    """
+    segments = any(item.is_segment for item in items)
+    finished = sorted(finished, key=lambda r: item_order(r.item))
+    records = [
+        {
+            "file": r.item.key,
+            "status": "failed",
+            "reason": str(r.error),
+            "duration": r.seconds,
+            "windows": 0,
+            "dropped": 0,
+            "dropped_at": [],
+            "mean_error": float("nan"),
+        }
+        for r in failures
+    ]
+    dropped_rows, total_rows = [], 0
+    for result in finished:
+        features = store.get(result.key)
+        records.append(
+            {
+                "file": result.item.key,
+                "status": "ok",
+                "reason": "",
+                "duration": features.duration,
+                "windows": len(features.starts),
+                "dropped": len(features.dropped),
+                "dropped_at": features.dropped.tolist(),
+                "mean_error": float(features.error.mean()),
+            }
+        )
+        dropped_rows += [[result.item.key, start] for start in features.dropped]
+        total_rows += 1 if level == "static" else len(features.starts)
+    if write:
+        if finished:
+            _write_table(store, finished, output, fmt, level, config, segments, total_rows)
+        _write_csv_atomically(
+            _sidecar(output, "errors"),
+            ["file", "start", "end", "error", "reason"],
+            [[r.item.key, r.item.start, r.item.end, type(r.error).__name__, str(r.error)] for r in failures],
+        )
+        _write_csv_atomically(_sidecar(output, "dropped"), ["file", "start"], dropped_rows)
+    records.sort(key=lambda record: record["file"])
+    return pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
+
+
+def _label(item: Item) -> str:
+    """How an item is named in records: its key, with the segment when it is one."""
+    if not item.is_segment:
+        return item.key
+    return f"{item.key} [{item.start or 0:g}-{'end' if item.end is None else f'{item.end:g}'} s]"
+
+
+def _write_table(
+    store: FeatureStore,
+    finished: list[ItemResult],
+    output: Path,
+    fmt: str | None,
+    level: str,
+    config: FrontEndConfig,
+    segments: bool,
+    total_rows: int,
+) -> None:
+    writer = None
+    try:
+        for result in finished:
+            rows = _rows(result.item, store.get(result.key), level, segments, config)
+            if writer is None:
+                writer = TableWriter(
+                    output,
+                    columns=rows.columns,
+                    index_names=rows.index.names,
+                    dtype="float64" if level == "static" else "float32",
+                    total_rows=total_rows,
+                    fmt=fmt,
+                )
+            writer.write(rows)
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    writer.close()

@@ -1,0 +1,181 @@
+"""What a corpus run processes: audio files, folders, list files and manifests, as items.
+
+An input is one of
+- an audio file;
+- a folder (its audio files, sub-folders too with ``recursive``);
+- a list file (``.txt``, ``.lst``, ``.list``): one audio path per line, ``#`` starts a comment;
+- a manifest (``.csv``, ``.tsv``, ``.parquet``) with a ``file`` column and optional ``start`` and
+  ``end`` columns in seconds, to process segments.
+
+Relative paths inside list files and manifests are taken relative to ``root`` when it is given,
+else relative to the list file's folder. Every item has a ``key``: its path relative to ``root``
+(or as given), which names it in outputs.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "a.wav").touch(); (folder / "b.flac").touch()
+    >>> items, failures = collect_items([folder], root=folder)
+    >>> [item.key for item in items], failures
+    (['a.wav', 'b.flac'], [])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from speechae.audio import AUDIO_EXTENSIONS, find_audio_files
+from speechae.errors import ParameterError, SpeechaeError
+
+__all__ = [
+    "LIST_EXTENSIONS",
+    "MANIFEST_EXTENSIONS",
+    "Item",
+    "collect_items",
+    "item_order",
+    "parse_shard",
+]
+
+LIST_EXTENSIONS = (".txt", ".lst", ".list")
+MANIFEST_EXTENSIONS = (".csv", ".tsv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One recording, or a segment of one, to process.
+
+    Items sort by ``key`` then segment, which is the order of rows in every output.
+    """
+
+    key: str
+    path: str
+    start: float | None = None
+    end: float | None = None
+
+    @property
+    def is_segment(self) -> bool:
+        """Whether only part of the recording is processed."""
+        return self.start is not None or self.end is not None
+
+
+def _key(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def _resolve(entry: str, base: Path) -> Path:
+    path = Path(entry).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _seconds(value: object, where: str) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{where}: {value!r} is not a time in seconds") from None
+
+
+def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]:
+    import pandas as pd
+
+    if manifest.suffix.lower() == ".parquet":
+        table = pd.read_parquet(manifest)
+    else:
+        table = pd.read_csv(
+            manifest, sep="\t" if manifest.suffix.lower() == ".tsv" else ",", dtype={"file": str}
+        )
+    if "file" not in table.columns:
+        raise ParameterError(
+            f"{manifest}: a manifest needs a 'file' column (found {', '.join(table.columns)})"
+        )
+    items = []
+    for row, record in enumerate(table.to_dict("records"), start=2):
+        path = _resolve(str(record["file"]), base)
+        where = f"{manifest}, row {row}"
+        items.append(
+            Item(
+                _key(path, root),
+                str(path),
+                _seconds(record.get("start"), where),
+                _seconds(record.get("end"), where),
+            )
+        )
+    return items
+
+
+def _list_items(listing: Path, base: Path, root: Path | None) -> list[Item]:
+    items = []
+    for line in listing.read_text().splitlines():
+        entry = line.split("#", 1)[0].strip()
+        if entry:
+            path = _resolve(entry, base)
+            items.append(Item(_key(path, root), str(path)))
+    return items
+
+
+def collect_items(
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    recursive: bool = False,
+    extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+    root: str | os.PathLike[str] | None = None,
+) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Expand inputs into sorted, de-duplicated items.
+
+    Returns:
+        ``(items, failures)``; a failure is ``(input, reason)`` for an input that gave nothing
+        (a missing path, an empty folder). A missing audio file is an item: it fails when read.
+    """
+    root_path = Path(root) if root is not None else None
+    items: set[Item] = set()
+    failures: list[tuple[str, str]] = []
+    for given in inputs:
+        path = Path(given)
+        suffix = path.suffix.lower()
+        try:
+            if path.is_dir():
+                files = find_audio_files(path, recursive=recursive, extensions=extensions)
+                items.update(Item(_key(f, root_path), str(f)) for f in files)
+            elif suffix in LIST_EXTENSIONS + MANIFEST_EXTENSIONS:
+                if not path.is_file():
+                    raise ParameterError(f"{path}: no such list file or manifest")
+                base = root_path if root_path is not None else path.parent
+                reader = _manifest_items if suffix in MANIFEST_EXTENSIONS else _list_items
+                items.update(reader(path, base, root_path))
+            else:
+                items.add(Item(_key(path, root_path), str(path)))
+        except SpeechaeError as error:
+            failures.append((str(path), str(error)))
+    return sorted(items, key=item_order), failures
+
+
+def item_order(item: Item) -> tuple[str, float, float]:
+    """Sort key of items: by key, then segment start and end (the order of rows in outputs)."""
+    return (item.key, item.start or 0.0, math.inf if item.end is None else item.end)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"i/N"`` (0 <= i < N), as in a SLURM job array ``--array=0-(N-1)``.
+
+    Example:
+        >>> parse_shard("2/8")
+        (2, 8)
+    """
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ParameterError(f"shard {text!r} is not of the form i/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise ParameterError(f"shard {text!r}: need 0 <= i < N")
+    return index, count

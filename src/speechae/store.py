@@ -1,0 +1,152 @@
+"""The resumable store of a corpus run: finished results, keyed so that nothing stale is reused.
+
+A run keeps an SQLite database beside its output (``OUTPUT.store.sqlite``). SQLite is embedded
+(part of Python), keeps everything in one file, and commits each finished recording as one
+transaction in write-ahead-log mode with full synchronisation: a run killed at any moment (Ctrl-C,
+``kill -9``, power loss) leaves every committed recording intact and nothing half-written.
+
+Each entry holds a recording's per-window arrays (bottleneck, error, window times, dropped
+windows, duration); static features are derived from them when the output is written. The key is
+a sha256 over the audio file's content hash, the segment, the front-end settings, the model's
+weight hash and the package version, so changing any of them never reuses an old entry.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from speechae.features import FileFeatures
+    >>> store = FeatureStore(Path(tempfile.mkdtemp()) / "run.store.sqlite")
+    >>> f = FileFeatures(np.ones((2, 3), np.float32), np.ones((2, 4), np.float32),
+    ...                  np.array([0.0, 0.25]), np.array([]), 0.75)
+    >>> store.put("k1", f, audio_sha256="abc")
+    >>> store.get("k1").bottleneck.shape, "k1" in store, store.get("other")
+    ((2, 3), True, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from speechae.errors import StoreError
+from speechae.features import FileFeatures
+
+__all__ = ["FeatureStore", "entry_key", "file_sha256", "store_path"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS features (
+    key TEXT PRIMARY KEY,
+    audio_sha256 TEXT NOT NULL,
+    windows INTEGER NOT NULL,
+    bottleneck_width INTEGER NOT NULL,
+    n_mels INTEGER NOT NULL,
+    bottleneck BLOB NOT NULL,
+    error BLOB NOT NULL,
+    starts BLOB NOT NULL,
+    dropped BLOB NOT NULL,
+    duration REAL NOT NULL
+)
+"""
+
+
+def store_path(output: str | os.PathLike[str]) -> Path:
+    """Where the store of a run writing ``output`` lives.
+
+    Example:
+        >>> store_path("out/features.parquet").name
+        'features.parquet.store.sqlite'
+    """
+    output = Path(output)
+    return output.with_name(output.name + ".store.sqlite")
+
+
+def file_sha256(path: str | os.PathLike[str], *, block: int = 2**20) -> str:
+    """sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def entry_key(audio_sha256: str, start: float | None, end: float | None, settings: dict) -> str:
+    """Store key of a recording (or segment) under given extraction settings.
+
+    Example:
+        >>> entry_key("ab", None, None, {"model": "x"}) == entry_key("ab", None, None, {"model": "y"})
+        False
+    """
+    payload = json.dumps([audio_sha256, start, end, settings], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class FeatureStore:
+    """Finished per-window features, committed one recording at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: not a usable speechae store ({error})") from None
+
+    def __contains__(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM features WHERE key = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
+
+    def put(self, key: str, features: FileFeatures, *, audio_sha256: str) -> None:
+        """Commit one recording's features (replacing an entry with the same key)."""
+        self.put_many([(key, features, audio_sha256)])
+
+    def put_many(self, entries: list[tuple[str, FileFeatures, str]]) -> None:
+        """Commit several recordings ``(key, features, audio_sha256)`` in one transaction."""
+        rows = [
+            (
+                key,
+                audio_sha256,
+                len(features.starts),
+                features.bottleneck.shape[1],
+                features.error.shape[1],
+                np.ascontiguousarray(features.bottleneck, np.float32).tobytes(),
+                np.ascontiguousarray(features.error, np.float32).tobytes(),
+                np.asarray(features.starts, np.float64).tobytes(),
+                np.asarray(features.dropped, np.float64).tobytes(),
+                float(features.duration),
+            )
+            for key, features, audio_sha256 in entries
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def get(self, key: str) -> FileFeatures | None:
+        """The stored features, or None."""
+        row = self._db.execute(
+            "SELECT windows, bottleneck_width, n_mels, bottleneck, error, starts, dropped, duration "
+            "FROM features WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        windows, width, n_mels, bottleneck, error, starts, dropped, duration = row
+        return FileFeatures(
+            bottleneck=np.frombuffer(bottleneck, np.float32).reshape(windows, width),
+            error=np.frombuffer(error, np.float32).reshape(windows, n_mels),
+            starts=np.frombuffer(starts, np.float64),
+            dropped=np.frombuffer(dropped, np.float64),
+            duration=duration,
+        )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

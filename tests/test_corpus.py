@@ -1,0 +1,263 @@
+"""The corpus runner: bad files never stop a run, runs resume, jobs and shards change nothing."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import CORPUS, EXAMPLE, needs_shared
+from speechae import Extractor
+from speechae.cli import EXIT_PARTIAL
+from speechae.corpus import extract_corpus, plan_batches
+from speechae.inputs import collect_items
+from speechae.store import FeatureStore, store_path
+from speechae.writers import merge_tables, read_table
+
+pytestmark = pytest.mark.weights
+
+GOOD = [
+    "cmu_arctic_us_aew_a0001.wav",
+    "disvoice_001_ddk1_PCGITA.wav",
+    "librispeech_1320_00000.mp3",
+    "librosa_198-209-0000.ogg",
+    "librivox_pie_and_patty_pan_48k_stereo.mp3",
+    "whisper_jfk.flac",
+    "fsdd_0_jackson_0.wav",
+]
+BROKEN = {
+    "empty.wav": "the file is empty",
+    "not_audio.flac": "not a readable audio file",
+    "too_short.wav": "shorter than one 0.5 s window",
+    "silent.wav": "silent",
+    "truncated.wav": "truncated",
+}
+
+
+def make_broken(folder):
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "not_audio.flac").write_text("this is a text file, not audio\n" * 20)
+    sf.write(folder / "too_short.wav", 0.1 * np.ones(4000), 16000)
+    sf.write(folder / "silent.wav", np.zeros(32000), 16000, subtype="PCM_16")
+    data = (CORPUS / "disvoice_001_a1_PCGITA.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(data[: len(data) // 3])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not beside this checkout")
+    folder = tmp_path_factory.mktemp("corpus")
+    for name in GOOD:
+        shutil.copy(CORPUS / name, folder / name)
+    make_broken(folder)
+    return folder
+
+
+def speechae(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "speechae", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference_run(corpus, tmp_path_factory):
+    """One uninterrupted single-process run: --jobs 1, small batches so files share batches."""
+    out = tmp_path_factory.mktemp("reference") / "features.parquet"
+    result = speechae("extract", corpus, "--root", corpus, "-o", out, "--batch-windows", 40, "-q")
+    return out, result
+
+
+@pytest.mark.filterwarnings("ignore::speechae.errors.SingleWindowWarning")
+def test_good_files_equal_the_single_file_result_and_bad_files_are_listed(corpus, reference_run, cae):
+    out, result = reference_run
+    assert result.returncode == EXIT_PARTIAL, result.stderr
+    table = read_table(out)
+    assert list(table.index) == sorted(GOOD)
+    static = Extractor("cae-256")
+    for name in GOOD:
+        alone = static.process_file(corpus / name).to_numpy()[0]
+        np.testing.assert_allclose(table.loc[name].to_numpy(), alone, rtol=1e-4, atol=1e-4, err_msg=name)
+    errors = pd.read_csv(out.with_name(out.name + ".errors.csv"))
+    listed = dict(zip(errors["file"], errors["reason"], strict=True))
+    assert sorted(listed) == sorted(BROKEN)
+    for name, reason in BROKEN.items():
+        assert reason in listed[name] and listed[name].startswith(str(corpus / name)), listed[name]
+    assert "failed" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_jobs_two_is_byte_identical_to_jobs_one(corpus, reference_run, tmp_path):
+    out = tmp_path / "features.parquet"
+    result = speechae(
+        "extract", corpus, "--root", corpus, "-o", out, "--batch-windows", 40, "--jobs", 2, "-q"
+    )
+    assert result.returncode == EXIT_PARTIAL, result.stderr
+    assert out.read_bytes() == reference_run[0].read_bytes()
+
+
+def test_killed_run_resumes_without_recomputing_and_ends_byte_identical(corpus, reference_run, tmp_path):
+    out = tmp_path / "features.parquet"
+    command = [
+        sys.executable,
+        "-m",
+        "speechae",
+        "extract",
+        str(corpus),
+        "-o",
+        str(out),
+        "--batch-windows",
+        "10",
+        "-q",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = store_path(out)
+    deadline = time.monotonic() + 300
+    stored = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        if store.exists():
+            try:
+                stored = sqlite3.connect(store).execute("SELECT COUNT(*) FROM features").fetchone()[0]
+            except sqlite3.Error:
+                stored = 0
+            if stored >= 2:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists(), "the output appears only when the run is complete"
+    finished = len(FeatureStore(store))
+    assert 2 <= finished < len(GOOD), "the kill should land mid-run"
+    result = speechae("extract", corpus, "-o", out, "--batch-windows", 10, "-q")
+    assert result.returncode == EXIT_PARTIAL, result.stderr
+    assert f"{finished} reused from the store" in result.stdout
+    assert f"({len(GOOD) - finished} computed" in result.stdout
+    expected = tmp_path / "expected.parquet"
+    speechae("extract", corpus, "-o", expected, "--batch-windows", 10, "-q")
+    assert out.read_bytes() == expected.read_bytes()
+
+
+def test_changed_settings_never_reuse_stale_results(corpus, tmp_path):
+    out = tmp_path / "features.csv"
+    files = [corpus / GOOD[0], corpus / GOOD[1]]
+    first = speechae("extract", *files, "-o", out, "-q")
+    assert "2 computed, 0 reused" in first.stdout
+    again = speechae("extract", *files, "-o", out, "-q")
+    assert "0 computed, 2 reused" in again.stdout
+    other_model = speechae("extract", *files, "-o", out, "--model", "rae-256", "-q")
+    assert "2 computed, 0 reused" in other_model.stdout
+    shutil.copy(EXAMPLE, tmp_path / "changed.wav")
+    data = bytearray((tmp_path / "changed.wav").read_bytes())
+    data[-2:] = b"\x10\x00"  # one sample differs: a different recording
+    (tmp_path / GOOD[0]).write_bytes(bytes(data))
+    changed = speechae("extract", tmp_path / GOOD[0], files[1], "-o", out, "-q")
+    assert "1 computed, 1 reused" in changed.stdout
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".npz", ".ark"])
+def test_shards_merge_into_the_unsharded_output(corpus, tmp_path, suffix, rae):
+    items, _ = collect_items([corpus], root=corpus)
+    whole = tmp_path / f"whole{suffix}"
+    extract_corpus(rae, items, whole, batch_windows=40)
+    shards = [tmp_path / f"part-{index}{suffix}" for index in range(3)]
+    for index, path in enumerate(shards):
+        extract_corpus(rae, items, path, shard=(index, 3), batch_windows=40)
+    done = [path for path in shards if path.exists() or path.with_suffix(".scp").exists()]
+    assert len(done) == 3
+    merged = tmp_path / f"merged{suffix}"
+    merge_tables(shards, merged)
+    if suffix == ".ark":
+        merged, whole = merged.with_suffix(".scp"), whole.with_suffix(".scp")
+        assert merged.read_text().replace("merged", "X") == whole.read_text().replace("whole", "X")
+        merged, whole = merged.with_suffix(".ark"), whole.with_suffix(".ark")
+    assert merged.read_bytes() == whole.read_bytes()
+
+
+def test_merge_from_the_command_line(corpus, reference_run, tmp_path):
+    out, _ = reference_run
+    result = speechae("merge", out, "-o", tmp_path / "copy.parquet")
+    assert result.returncode == 0 and (tmp_path / "copy.parquet").read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".npz", ".pt", ".ark"])
+def test_every_output_format_reads_back(corpus, tmp_path, suffix, rae):
+    out = tmp_path / f"windows{suffix}"
+    items, _ = collect_items([corpus / GOOD[0], corpus / GOOD[1]], root=corpus)
+    extract_corpus(rae, items, out)
+    table = read_table(out)
+    assert table.shape == (14 + 13, 384)
+    assert sorted(set(table.index.get_level_values("file"))) == sorted(GOOD[:2])
+
+
+def test_manifest_segments_and_root(corpus, tmp_path, cae):
+    manifest = tmp_path / "segments.csv"
+    segments = {"file": [GOOD[0], GOOD[0], "missing.wav"], "start": [0.0, 1.0, None], "end": [2.0, 3.5, None]}
+    pd.DataFrame(segments).to_csv(manifest, index=False)
+    out = tmp_path / "segments.out.csv"
+    result = speechae("extract", manifest, "--root", corpus, "--level", "dynamic", "-o", out, "-q")
+    assert result.returncode == EXIT_PARTIAL and "missing.wav: no such file" in result.stdout
+    table = pd.read_csv(out)
+    assert len(table) == 7 + 9  # 2 s and 2.5 s segments; rows follow the segments' order
+    second = table.iloc[7:]
+    assert second["start"].tolist() == [1.0 + 0.25 * k for k in range(9)]
+    alone = cae.process_file(corpus / GOOD[0], start=1.0, end=3.5)
+    np.testing.assert_allclose(second.iloc[:, 3:].to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_strict_stops_at_the_first_failure(corpus, tmp_path):
+    out = tmp_path / "features.csv"
+    result = speechae("extract", corpus / GOOD[0], corpus / "empty.wav", "-o", out, "--strict", "-q")
+    assert result.returncode != 0 and "stopped at the first failure" in result.stdout
+    assert not out.exists()
+
+
+def test_api_runner_matches_and_accepts_an_executor(corpus, cae):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [corpus / name for name in GOOD[:3]]
+    alone = pd.concat([cae.process_file(f) for f in files])
+    with ThreadPoolExecutor(2) as pool:
+        together = cae.process_files(files, executor=pool)
+    assert list(together.index.get_level_values("file").unique()) == [str(f) for f in files]
+    np.testing.assert_allclose(together.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5)
+    assert cae.process_files(files, num_workers=2).equals(together) or np.allclose(
+        cae.process_files(files, num_workers=2).to_numpy(), together.to_numpy(), atol=1e-6
+    )
+
+
+def test_extract_corpus_api_summary(corpus, tmp_path):
+    items, failures = collect_items([corpus], root=corpus)
+    assert not failures and [i.key for i in items] == sorted(i.key for i in items)
+    chosen = [item for item in items if item.key in GOOD[:3]]
+    summary = extract_corpus(Extractor("rae-256"), chosen, tmp_path / "out.parquet")
+    assert summary.computed == 3 and summary.records["status"].eq("ok").all()
+    assert "3 ok (3 computed, 0 reused" in summary.text()
+
+
+def test_plan_batches_is_deterministic():
+    assert plan_batches([5, 5, 5, 5], batch_windows=10, long_file_windows=100) == [[0, 1], [2, 3]]
+    assert plan_batches([5, 500, 5], batch_windows=10, long_file_windows=100) == [[0], [1], [2]]
+    assert plan_batches([], batch_windows=10, long_file_windows=100) == []
+
+
+@needs_shared
+def test_long_files_are_processed_alone_in_chunks(tmp_path, cae):
+    items, _ = collect_items([CORPUS / "aeneas_de.mp3", EXAMPLE])
+    summary = extract_corpus(cae, items, tmp_path / "o.parquet", batch_windows=16)
+    assert summary.computed == 2
+    table = read_table(tmp_path / "o.parquet")
+    alone = cae.process_file(CORPUS / "aeneas_de.mp3")
+    np.testing.assert_allclose(
+        table.loc[str(CORPUS / "aeneas_de.mp3")].to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5
+    )
