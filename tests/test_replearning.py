@@ -84,3 +84,10 @@ def test_bad_formats_raise_before_any_work(replearning, kwargs, message):
 
 def test_rae_model_name():
     assert RepLearning("RAE").extract_features_file(EXAMPLE, fmt="npy").shape == (1, 1536)
+
+
+def test_plots_are_written_and_features_still_returned(tmp_path, reference):
+    replearning = RepLearning("CAE", plots_dir=tmp_path)
+    features = replearning.extract_features_file(EXAMPLE, static=True, plots=True, fmt="npy")
+    np.testing.assert_allclose(features[0], reference["static"], rtol=1e-4, atol=1e-4)
+    assert (tmp_path / f"{EXAMPLE.stem}.png").stat().st_size > 10_000

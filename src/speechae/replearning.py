@@ -13,7 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,16 +39,38 @@ class RepLearning:
     Args:
         model: ``"CAE"`` or ``"RAE"`` (DisVoice's names), or anything :class:`Extractor` takes.
         device: ``"cpu"`` (default) or ``"cuda"``.
+        plots_dir: where ``plots=True`` writes ``<recording>.png`` outside Jupyter (in a notebook
+            the figure is shown inline instead).
     """
 
-    def __init__(self, model: str = "CAE", *, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str = "CAE", *, device: str = "cpu", plots_dir: str | os.PathLike[str] = "."
+    ) -> None:
         self._extractor = Extractor(_MODELS.get(model, model), level="static", device=device)
         sizes = (self._extractor.model.bottleneck, self._extractor.frontend.config.n_mels)
         self.head_st = static_feature_names(*sizes)
         self.head_dyn = dynamic_feature_names(*sizes)
+        self.plots_dir = Path(plots_dir)
 
-    def _features(self, audio: str | os.PathLike[str]) -> FileFeatures:
-        return self._extractor.file_features(audio)
+    def _features(self, audio: str | os.PathLike[str], plots: bool) -> FileFeatures:
+        features = self._extractor.file_features(audio, keep_spectrograms=plots)
+        if plots:
+            self._show(features, Path(audio))
+        return features
+
+    def _show(self, features: FileFeatures, audio: Path) -> None:
+        """Show the figure inline in Jupyter, else write it to ``plots_dir`` (never blocks)."""
+        from speechae.plots import recording_figure, save_figure
+
+        figure = recording_figure(features, title=audio.name, config=self._extractor.frontend.config)
+        if _in_notebook():
+            from IPython.display import display
+
+            display(figure)
+        else:
+            target = self.plots_dir / f"{audio.stem}.png"
+            save_figure(figure, target)
+            logging.getLogger("speechae").info("figure of %s written to %s", audio, target)
 
     def extract_features_file(
         self,
@@ -59,11 +84,11 @@ class RepLearning:
 
         ``npy``/``txt``: ndarray (1 x 1536 static, or windows x 384); ``dataframe``/``csv``:
         DataFrame with DisVoice's columns; ``torch``: tensor; ``kaldi``: writes
-        ``kaldi_file.ark`` and ``kaldi_file.scp`` and returns None. ``plots`` is accepted for
-        compatibility.
+        ``kaldi_file.ark`` and ``kaldi_file.scp`` and returns None. ``plots=True`` also draws the
+        input and decoded spectrograms and the reconstruction errors (see ``plots_dir``).
         """
         _check(static, fmt, kaldi_file)
-        features = self._features(audio)
+        features = self._features(audio, plots)
         matrix = static_of(features, os.fspath(audio))[None, :] if static else features.dynamic
         if fmt == "kaldi":
             _write_kaldi({os.path.basename(os.fspath(audio)): matrix}, kaldi_file)
@@ -87,7 +112,7 @@ class RepLearning:
         files = find_audio_files(path_audio)
         matrices = {}
         for file in files:
-            features = self._features(file)
+            features = self._features(file, plots)
             matrices[file.name] = (
                 static_of(features, os.fspath(file))[None, :] if static else features.dynamic
             )
@@ -107,6 +132,14 @@ class RepLearning:
         import torch
 
         return torch.from_numpy(matrix)
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None or "ipykernel" not in sys.modules:
+        return False
+    ipython = shell.get_ipython()
+    return ipython is not None and type(ipython).__name__ == "ZMQInteractiveShell"
 
 
 def _check(static: bool, fmt: str, kaldi_file: str) -> None:

@@ -1,0 +1,339 @@
+"""A self-contained HTML report of a corpus run, to check it before using the features.
+
+The page shows what was processed and what was not: a summary, the failed files and why, the
+files with dropped windows and where, a histogram of the per-file reconstruction error with the
+worst-reconstructed files marked, figures of those files and the settings of the run. Images are
+embedded as base64 PNG and the styles are inline, so the single file opens offline and can be
+mailed or archived as it is.
+
+Example:
+    >>> import tempfile
+    >>> import numpy as np, pandas as pd
+    >>> from pathlib import Path
+    >>> from speechae.features import compute_features
+    >>> from speechae.models import ConvAutoencoder
+    >>> signal = np.random.default_rng(0).standard_normal(32000)
+    >>> features = compute_features(signal, 16000, ConvAutoencoder(8), keep_spectrograms=True)
+    >>> records = pd.DataFrame([file_record("noise.wav", features),
+    ...                         file_record("short.wav", reason="shorter than 0.5 s")])
+    >>> path = Path(tempfile.mkdtemp()) / "report.html"
+    >>> write_report(path, records, {"model": "random CAE"}, {"noise.wav": features})
+    >>> 'id="summary"' in path.read_text()
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from speechae.corpus import RECORD_COLUMNS
+from speechae.errors import ParameterError
+from speechae.features import FileFeatures
+from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig
+from speechae.plots import _atomic_output, dropped_spans, recording_figure
+
+__all__ = ["write_report"]
+
+STATUSES = ("ok", "failed")
+THUMBNAIL_DPI = 80
+MISSING = "–"
+WORST_COLOUR = "#c0392b"
+
+STYLE = """
+body { margin: 0; background: #f4f5f7; color: #1c2230;
+  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; }
+main { max-width: 1200px; margin: 0 auto; padding: 8px 24px 32px; }
+h1 { font-size: 1.6em; margin: 20px 0 4px; }
+h2 { font-size: 1.2em; margin: 0 0 10px; }
+section { background: #fff; border: 1px solid #d9dde4; border-radius: 6px; padding: 16px 20px;
+  margin: 16px 0; }
+p.note { color: #4a5263; margin: 0 0 12px; max-width: 80ch; }
+table { border-collapse: collapse; font-size: 0.92em; }
+th, td { border-bottom: 1px solid #e4e7ec; padding: 5px 12px 5px 0; text-align: left;
+  vertical-align: top; }
+th { color: #4a5263; font-weight: 600; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
+td.text { word-break: break-all; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
+figure { margin: 0; }
+figcaption { font-size: 0.9em; color: #4a5263; margin-bottom: 4px; word-break: break-all; }
+img { max-width: 100%; height: auto; border: 1px solid #e4e7ec; }
+"""
+
+
+def _validated(records: pd.DataFrame, worst: int) -> pd.DataFrame:
+    missing = [column for column in RECORD_COLUMNS if column not in records.columns]
+    if missing:
+        raise ParameterError(
+            f"records lack the columns {missing}; expected {list(RECORD_COLUMNS)} (see file_record)"
+        )
+    repeated = sorted(set(records.loc[records["file"].duplicated(), "file"]))
+    if repeated:
+        raise ParameterError(f"records list the files {repeated} more than once; give one row per file")
+    unknown = sorted(set(records["status"]) - set(STATUSES))
+    if unknown:
+        raise ParameterError(f"records have the status values {unknown}; expected 'ok' or 'failed'")
+    if isinstance(worst, bool) or not isinstance(worst, (int, np.integer)) or worst < 0:
+        raise ParameterError(f"worst must be a whole number >= 0, not {worst!r}")
+    return records.reset_index(drop=True)
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _number(value: float, fmt: str) -> str:
+    return format(value, fmt) if np.isfinite(value) else MISSING
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``, rounded to the second."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _times(values: object) -> list[float]:
+    if isinstance(values, (list, tuple, np.ndarray, pd.Series)):
+        return [float(value) for value in values]
+    return []
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]) -> str:
+    """An HTML table; each cell is ``(kind, escaped html)`` with kind ``number`` or ``text``."""
+    head = "".join(f"<th>{_text(header)}</th>" for header in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{kind}">{cell}</td>' for kind, cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _png(figure: Figure, dpi: float, alt: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{_text(alt)}">'
+
+
+def _summary(records: pd.DataFrame) -> str:
+    ok = records[records["status"] == "ok"]
+    errors = ok["mean_error"].astype(float)
+    durations = ok["duration"].astype(float)
+    unknown = int(durations.isna().sum())
+    duration = _clock(float(durations.sum())) + (f" ({unknown} unknown)" if unknown else "")
+    rows = [
+        ("Files", str(len(records))),
+        ("Processed", str(len(ok))),
+        ("Failed", str(len(records) - len(ok))),
+        ("Audio duration of processed files (h:mm:ss)", duration),
+        ("Windows analysed (500 ms)", str(int(ok["windows"].sum()))),
+        ("Windows dropped", str(int(records["dropped"].fillna(0).sum()))),
+        ("Files with dropped windows", str(int((records["dropped"].fillna(0) > 0).sum()))),
+        ("Median per-file reconstruction error", _number(float(errors.median()), ".4g")),
+    ]
+    table = _table(("", "value"), ((("text", _text(name)), ("number", _text(value))) for name, value in rows))
+    return f'<section id="summary"><h2>Summary</h2>{table}</section>'
+
+
+def _failures(records: pd.DataFrame) -> str:
+    failed = records[records["status"] == "failed"]
+    if failed.empty:
+        content = '<p class="note">Every file was processed.</p>'
+    else:
+        content = '<p class="note">These files have no features in the output.</p>' + _table(
+            ("file", "reason"),
+            ((("text", _text(row.file)), ("text", _text(row.reason))) for row in failed.itertuples()),
+        )
+    return f'<section id="failures"><h2>Failed files ({len(failed)})</h2>{content}</section>'
+
+
+def _dropped(records: pd.DataFrame, config: FrontEndConfig) -> str:
+    affected = records[records["dropped"].fillna(0) > 0]
+    note = (
+        '<p class="note">A window is left out of the features, as in DisVoice, when its Mel '
+        "spectrogram has a value ≤ 0: it holds a run of digital silence (at least 512 samples of "
+        "exactly zero). The spans below are the times the dropped windows cover.</p>"
+    )
+    if affected.empty:
+        content = '<p class="note">No window was dropped.</p>'
+    else:
+        rows = []
+        for row in affected.itertuples():
+            spans = ", ".join(
+                f"{a:.2f}–{b:.2f} s" for a, b in dropped_spans(_times(row.dropped_at), config=config)
+            )
+            total = int(row.windows) + int(row.dropped)
+            rows.append(
+                (
+                    ("text", _text(row.file)),
+                    ("number", _text(f"{int(row.dropped)} of {total}")),
+                    ("text", _text(spans or MISSING)),
+                )
+            )
+        content = note + _table(("file", "dropped windows", "time spans"), rows)
+    return f'<section id="dropped"><h2>Files with dropped windows ({len(affected)})</h2>{content}</section>'
+
+
+def _histogram(errors: pd.Series, worst: pd.Series) -> Figure:
+    figure = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = figure.add_subplot()
+    values = errors.to_numpy(dtype=np.float64)
+    spread = values.max() - values.min()
+    low, high = (
+        (values.min(), values.max()) if spread > 0 else (values.min() * 0.9, values.max() * 1.1 + 1e-12)
+    )
+    bins = min(len(np.histogram_bin_edges(values, bins="auto", range=(low, high))) - 1, 40)
+    axes.hist(values, bins=max(bins, 5), range=(low, high), color="#5b7fb5", edgecolor="white", label="files")
+    axes.axvline(float(np.median(values)), color="#333333", linestyle="--", linewidth=1, label="median")
+    for rank, value in enumerate(worst, start=1):
+        axes.axvline(
+            value, color=WORST_COLOUR, linewidth=1.2, label="worst (numbered as below)" if rank == 1 else None
+        )
+        axes.annotate(
+            f"#{rank}",
+            (value, 1.0 - 0.09 * ((rank - 1) % 4)),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -10),
+            textcoords="offset points",
+            color=WORST_COLOUR,
+            fontsize="small",
+        )
+    axes.set_xlabel("mean reconstruction error of the file (MSE, scaled log-Mel)")
+    axes.set_ylabel("number of files")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=3, fontsize="small", frameon=False)
+    axes.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def _error_section(records: pd.DataFrame, worst: pd.Series) -> str:
+    errors = records.loc[records["status"] == "ok", "mean_error"].astype(float).dropna()
+    note = (
+        '<p class="note">How closely the autoencoder reproduces each recording\'s log-Mel '
+        "spectrogram: the squared error averaged over windows and Mel bands, on the model's 0–1 "
+        "scale. A file far to the right of the others is reconstructed poorly; listen to it and "
+        "check it for noise, clipping, music, other speakers or a wrong channel before using its "
+        "features.</p>"
+    )
+    if errors.empty:
+        content = '<p class="note">No file was processed, so there is no error to show.</p>'
+    else:
+        content = note + _png(_histogram(errors, worst), 100, "histogram of per-file reconstruction errors")
+    return f'<section id="errors-histogram"><h2>Reconstruction error per file</h2>{content}</section>'
+
+
+def _worst_section(
+    records: pd.DataFrame, worst: pd.Series, thumbnails: dict[str, FileFeatures], config: FrontEndConfig
+) -> str:
+    if worst.empty:
+        return '<section id="worst"><h2>Worst-reconstructed files</h2><p class="note">None.</p></section>'
+    median = float(records.loc[records["status"] == "ok", "mean_error"].astype(float).median())
+    by_file = records.set_index("file")
+    rows = [
+        (
+            ("number", str(rank)),
+            ("text", _text(file)),
+            ("number", _number(error, ".4g")),
+            ("number", _number(error / median if median > 0 else math.nan, ".2f")),
+            ("number", _number(float(by_file.at[file, "duration"]), ".2f")),
+            ("number", _text(f"{int(by_file.at[file, 'windows'])} / {int(by_file.at[file, 'dropped'])}")),
+        )
+        for rank, (file, error) in enumerate(worst.items(), start=1)
+    ]
+    table = _table(("#", "file", "mean error", "× median", "duration (s)", "windows kept / dropped"), rows)
+    ranks = {file: rank for rank, file in enumerate(worst.index, start=1)}
+    order = sorted(thumbnails, key=lambda file: ranks.get(file, len(ranks) + 1))
+    figures = []
+    for file in order:
+        try:
+            figure = recording_figure(thumbnails[file], title=file, config=config)
+        except ParameterError as error:
+            raise ParameterError(f"thumbnail of {file}: {error}") from None
+        caption = f"#{ranks[file]} " if file in ranks else ""
+        figures.append(
+            f"<figure><figcaption>{_text(caption + file)}</figcaption>"
+            f"{_png(figure, THUMBNAIL_DPI, f'spectrograms and errors of {file}')}</figure>"
+        )
+    note = (
+        '<p class="note">For each file: the input log-Mel spectrogram and its reconstruction, the '
+        "error of each 500 ms window over time and the error of each Mel band.</p>"
+    )
+    grid = note + f'<div class="grid">{"".join(figures)}</div>' if figures else ""
+    return f'<section id="worst"><h2>Worst-reconstructed files ({len(worst)})</h2>{table}{grid}</section>'
+
+
+def _settings(settings: dict[str, str]) -> str:
+    rows = ((("text", _text(name)), ("text", _text(value))) for name, value in settings.items())
+    return f'<section id="settings"><h2>Model and settings</h2>{_table(("setting", "value"), rows)}</section>'
+
+
+def write_report(
+    path: str | os.PathLike[str],
+    records: pd.DataFrame,
+    settings: dict[str, str],
+    thumbnails: dict[str, FileFeatures],
+    *,
+    worst: int = 6,
+    config: FrontEndConfig = DEFAULT_FRONTEND,
+) -> None:
+    """Write one self-contained HTML page that summarises a corpus run.
+
+    Sections (with their ``id``): ``summary``, ``failures``, ``dropped``, ``errors-histogram``,
+    ``worst`` and ``settings``. The page is written under a temporary name and renamed when
+    complete.
+
+    Args:
+        path: the HTML file to write; missing folders are created.
+        records: one row per input file with the columns :data:`RECORD_COLUMNS` (build rows with
+            :func:`file_record`): ``file``, ``status`` (``"ok"`` or ``"failed"``), ``reason``,
+            ``duration`` (s), ``windows`` and ``dropped`` (counts), ``dropped_at`` (start times in
+            s) and ``mean_error`` (mean over windows and bands; NaN for failed files).
+        settings: shown as a table in the given order (model, weights checksum, version, ...).
+        thumbnails: features with spectrograms (``keep_spectrograms=True``) of the files to show
+            as figures, keyed by their ``file`` in ``records``; usually the ``worst`` files with the
+            highest ``mean_error``. Those figures come first, in rank order.
+        worst: how many of the files with the highest error to list and mark in the histogram.
+        config: the front-end settings the features were computed with.
+
+    Raises:
+        ParameterError: a column is missing, a status is unknown, ``worst`` is negative or a
+            thumbnail has no spectrograms.
+
+    Example:
+        >>> write_report("report.html", records, {"model": "cae-256"}, {})  # doctest: +SKIP
+    """
+    records = _validated(records, worst)
+    ok = records[records["status"] == "ok"]
+    errors = pd.Series(ok["mean_error"].astype(float).to_numpy(), index=ok["file"]).dropna()
+    ranked = errors.sort_values(ascending=False, kind="stable").head(worst)
+    processed = len(ok)
+    heading = f"{len(records)} file{'s' if len(records) != 1 else ''}: {processed} processed, "
+    heading += f"{len(records) - processed} failed"
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>speechae report: {_text(heading)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
+        f'<h1>speechae report</h1>\n<p class="note">{_text(heading)}</p>\n'
+        + "\n".join(
+            (
+                _summary(records),
+                _failures(records),
+                _dropped(records, config),
+                _error_section(records, ranked),
+                _worst_section(records, ranked, thumbnails, config),
+                _settings(settings),
+            )
+        )
+        + "\n</main>\n</body>\n</html>\n"
+    )
+    with _atomic_output(Path(path)) as partial:
+        partial.write_text(page, encoding="utf-8")
