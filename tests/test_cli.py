@@ -170,3 +170,53 @@ def test_extract_writes_an_html_report(tmp_path):
     for section in ('id="summary"', 'id="failures"', 'id="errors-histogram"', 'id="worst"', 'id="settings"'):
         assert section in page
     assert "empty.wav" in page and "data:image/png;base64" in page and "cae-256" in page
+
+
+def test_train_then_extract_and_inspect_the_model(tmp_path):
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        t = np.arange(24000) / 16000
+        sf.write(
+            tmp_path / f"rec{k}.wav",
+            0.3 * np.sin(2 * np.pi * (150 + 40 * k) * t) + 0.01 * rng.standard_normal(24000),
+            16000,
+        )
+    model = tmp_path / "mine.safetensors"
+    trained = run(
+        "train",
+        *(str(tmp_path / f"rec{k}.wav") for k in range(4)),
+        "-o",
+        str(model),
+        "--arch",
+        "rae",
+        "--bottleneck",
+        "8",
+        "--epochs",
+        "2",
+        "--validation-fraction",
+        "0.25",
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert (
+        model.is_file() and (tmp_path / "mine.loss.png").is_file() and (tmp_path / "mine.loss.csv").is_file()
+    )
+    info = run("models", "info", str(model))
+    assert (
+        "architecture: rae" in info.stdout
+        and "bottleneck: 8" in info.stdout
+        and "epochs_run: 2" in info.stdout
+    )
+    out = tmp_path / "features.csv"
+    extracted = run(
+        "extract",
+        str(tmp_path / "rec0.wav"),
+        "--model",
+        str(model),
+        "--level",
+        "dynamic",
+        "-o",
+        str(out),
+        "-q",
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    assert pd.read_csv(out).shape == (5, 3 + 8 + 128)

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from speechae.errors import (
     ParameterError,
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "audio_duration", "find_audio_files", "read_audio"]
+__all__ = ["AUDIO_EXTENSIONS", "audio_duration", "file_sha256", "find_audio_files", "read_audio"]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav",
@@ -133,6 +134,25 @@ def read_audio(
         raise EmptyAudioError(f"{path}: the file holds no audio samples")
     _check_complete(path, info, samples.shape[0], whole=start is None and end is None)
     return samples, rate
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes: what identifies a recording in caches and stores.
+
+    Raises:
+        AudioFileNotFoundError, AudioDecodeError (the file cannot be read).
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    except FileNotFoundError:
+        raise AudioFileNotFoundError(f"{path}: no such file") from None
+    except OSError as error:
+        raise AudioDecodeError(f"{path}: the file cannot be read ({error.strerror or error})") from None
+    return digest.hexdigest()
 
 
 def audio_duration(path: str | os.PathLike[str]) -> float:

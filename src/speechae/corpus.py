@@ -40,12 +40,12 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from speechae.audio import read_audio
+from speechae.atomic import atomic_path
+from speechae.audio import file_sha256, read_audio
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
 from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
 from speechae.features import (
     FileFeatures,
-    compute_features,
     dynamic_feature_names,
     prepare_recording,
     static_feature_names,
@@ -53,7 +53,7 @@ from speechae.features import (
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd, window_count
 from speechae.inputs import Item, item_order
 from speechae.progress import Progress, clock
-from speechae.store import FeatureStore, entry_key, file_sha256, store_path
+from speechae.store import FeatureStore, entry_key, store_path
 from speechae.writers import TableWriter
 
 __all__ = [
@@ -135,18 +135,9 @@ def _plan(item: Item, config: FrontEndConfig, settings: dict | None) -> _Planned
         try:
             planned.audio_sha256 = file_sha256(item.path)
             planned.key = entry_key(planned.audio_sha256, item.start, item.end, settings)
-        except OSError as error:
-            planned.error = _describe(item, _read_error(item, error))
+        except SpeechaeError as error:
+            planned.error = _describe(item, error)
     return planned
-
-
-def _read_error(item: Item, error: OSError) -> SpeechaeError:
-    """Turn an OS error on reading ``item`` into the error :func:`read_audio` would raise."""
-    try:
-        read_audio(item.path, start=item.start, end=item.end)
-    except SpeechaeError as audio_error:
-        return audio_error
-    return ExtractionError(str(error))
 
 
 def plan_batches(
@@ -284,20 +275,9 @@ def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int
     item = planned.item
     try:
         signal, rate = read_audio(item.path, start=item.start, end=item.end)
-        features = compute_features(
-            signal,
-            rate,
-            extractor.model.network,
-            frontend=extractor.frontend,
-            device=extractor.device,
-            chunk_size=chunk_size,
-            memory_budget=memory_budget,
+        features = extractor.signal_features(
+            signal, rate, name=item.path, chunk_size=chunk_size, memory_budget=memory_budget
         )
-        if len(features.starts) == 0:
-            raise NoUsableWindowsError(
-                f"all {len(features.dropped)} windows have Mel values <= 0 (digital silence), "
-                "so no features can be computed"
-            )
     except Exception as error:  # a corpus run never dies on one file
         return _result(planned, error=_describe(item, error))
     return _result(planned, features=_offset(item, features))
@@ -506,9 +486,8 @@ def _write_csv_atomically(path: Path, header: list[str], rows: list[list[object]
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(buffer.getvalue())
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        partial.write_text(buffer.getvalue())
 
 
 def _rows(

@@ -86,5 +86,9 @@ class DroppedWindowsWarning(SpeechaeWarning):
     """Windows were left out because their Mel spectrogram had a value <= 0."""
 
 
+class SkippedFileWarning(SpeechaeWarning):
+    """A file was left out of a run (training) because it cannot be used; the run goes on."""
+
+
 class SingleWindowWarning(SpeechaeWarning):
     """A recording has one window, so its skewness and kurtosis are NaN."""

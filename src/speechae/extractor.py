@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files, read_audio
+from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET
 from speechae.errors import (
     AudioError,
     DroppedWindowsWarning,
@@ -74,7 +75,8 @@ def static_of(features: FileFeatures, name: str) -> np.ndarray:
     return features.static
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``; asking for CUDA without a GPU is a clear error."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {str(device)!r} was requested but no CUDA GPU is available")
@@ -108,7 +110,7 @@ class Extractor:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
         self.level = level
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model: LoadedModel = load_model(model, device=self.device)
         self.frontend = LogMelFrontEnd(frontend_config(self.model.metadata)).to(self.device)
 
@@ -214,6 +216,27 @@ class Extractor:
     def _process(
         self, signal: np.ndarray, sampling_rate: int, file: str, keep_spectrograms: bool = False
     ) -> FileFeatures:
+        features = self.signal_features(signal, sampling_rate, name=file, keep_spectrograms=keep_spectrograms)
+        _warn_dropped(features, file)
+        return features
+
+    def signal_features(
+        self,
+        signal: np.ndarray,
+        sampling_rate: int,
+        *,
+        name: str = "",
+        keep_spectrograms: bool = False,
+        chunk_size: int = DEFAULT_CHUNK,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> FileFeatures:
+        """Per-window features of one signal, alone in its batch, in bounded memory.
+
+        Errors name ``name``; dropped windows are in the result (no warning is emitted).
+
+        Raises:
+            AudioError: the signal is too short, silent or not finite, or every window was dropped.
+        """
         try:
             features = compute_features(
                 signal,
@@ -222,17 +245,18 @@ class Extractor:
                 frontend=self.frontend,
                 device=self.device,
                 keep_spectrograms=keep_spectrograms,
+                chunk_size=chunk_size,
+                memory_budget=memory_budget,
             )
         except AudioError as error:
-            if not file:
+            if not name:
                 raise
-            raise type(error)(f"{file}: {error}") from None
+            raise type(error)(f"{name}: {error}") from None
         if len(features.starts) == 0:
             raise NoUsableWindowsError(
-                f"{file or 'the signal'}: all {len(features.dropped)} windows have Mel values <= 0 "
+                f"{name or 'the signal'}: all {len(features.dropped)} windows have Mel values <= 0 "
                 "(digital silence), so no features can be computed"
             )
-        _warn_dropped(features, file)
         return features
 
     def settings(self) -> dict[str, object]:

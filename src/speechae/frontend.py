@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.signal
 import torch
 from torch import nn
 
@@ -119,6 +118,8 @@ def condition_signal(
         target = int(len(samples) * config.sampling_rate / sampling_rate)
         if target < config.window_length:
             raise _too_short(len(samples) / sampling_rate, config)
+        import scipy.signal  # only resampling needs it; it costs a tenth of a second to import
+
         samples = scipy.signal.resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)

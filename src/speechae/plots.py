@@ -19,9 +19,6 @@ Example:
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from speechae.atomic import atomic_path
 from speechae.errors import ParameterError
 from speechae.features import FileFeatures
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig, mel_band_edges
@@ -454,18 +452,6 @@ def recording_figure(
     return figure
 
 
-@contextmanager
-def _atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> None:
     """Write a figure to ``path`` as PNG, SVG or PDF, chosen by the extension.
 
@@ -490,5 +476,5 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: float | No
             f"{path}: unknown figure format {suffix!r}; use one of "
             + ", ".join(f".{name}" for name in FIGURE_FORMATS)
         )
-    with _atomic_output(path) as partial:
+    with atomic_path(path) as partial:
         figure.savefig(partial, format=suffix, dpi=dpi or "figure")

@@ -36,11 +36,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from speechae.atomic import atomic_path
 from speechae.corpus import RECORD_COLUMNS
 from speechae.errors import ParameterError
 from speechae.features import FileFeatures
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig
-from speechae.plots import _atomic_output, dropped_spans, recording_figure
+from speechae.plots import dropped_spans, recording_figure
 
 __all__ = ["write_report"]
 
@@ -335,5 +336,5 @@ def write_report(
         )
         + "\n</main>\n</body>\n</html>\n"
     )
-    with _atomic_output(Path(path)) as partial:
+    with atomic_path(Path(path)) as partial:
         partial.write_text(page, encoding="utf-8")

@@ -35,7 +35,7 @@ import numpy as np
 from speechae.errors import StoreError
 from speechae.features import FileFeatures
 
-__all__ = ["FeatureStore", "entry_key", "file_sha256", "store_path"]
+__all__ = ["FeatureStore", "entry_key", "store_path"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS features (
@@ -62,15 +62,6 @@ def store_path(output: str | os.PathLike[str]) -> Path:
     """
     output = Path(output)
     return output.with_name(output.name + ".store.sqlite")
-
-
-def file_sha256(path: str | os.PathLike[str], *, block: int = 2**20) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def entry_key(audio_sha256: str, start: float | None, end: float | None, settings: dict) -> str:

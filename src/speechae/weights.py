@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from speechae.atomic import atomic_path
 from speechae.errors import (
     ModelError,
     UnknownModelError,
@@ -186,9 +187,8 @@ def save_weights(state: dict[str, torch.Tensor], target: Path, metadata: dict[st
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.contiguous() for key, value in state.items()}
-    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(partial), metadata=metadata)
-    os.replace(partial, target)
+    with atomic_path(target) as partial:
+        save_file(tensors, str(partial), metadata=metadata)
 
 
 def _metadata(state: dict[str, torch.Tensor], source_sha256: str, source: str) -> dict[str, str]:

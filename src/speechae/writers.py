@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from speechae.atomic import partial_path
 from speechae.errors import ParameterError
 
 __all__ = [
@@ -96,10 +97,6 @@ def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     path = Path(path)
     stem = path.with_suffix("") if path.suffix in (".ark", ".scp") else path
     return stem.with_name(stem.name + ".ark"), stem.with_name(stem.name + ".scp")
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.partial")
 
 
 def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
@@ -163,7 +160,7 @@ class TableWriter:
         getattr(self, f"_open_{self.format}", lambda: None)()
 
     def _target(self, path: Path) -> Path:
-        partial = _partial(path)
+        partial = partial_path(path)
         self._targets.append((partial, path))
         return partial
 
@@ -207,6 +204,7 @@ class TableWriter:
         ark, scp = kaldi_paths(self.path)
         self._kaldi = kaldiio.WriteHelper(f"ark,scp:{self._target(ark)},{self._target(scp)}")
         self._scp_partial = self._targets[-1][0]
+        self._ark_partial, self._ark = self._targets[-2]
 
     def write(self, rows: pd.DataFrame) -> None:
         """Append the rows of one file (index and columns as given to the constructor)."""
@@ -262,7 +260,8 @@ class TableWriter:
             self._save_pt()
         else:
             self._kaldi.close()
-            _relative_scp(self._scp_partial, self._targets[0][1])
+            text = self._scp_partial.read_text()  # point the entries at the ark's final name
+            self._scp_partial.write_text(text.replace(str(self._ark_partial), str(self._ark)))
         for partial, final in self._targets:
             os.replace(partial, final)
         self._targets = []
@@ -318,13 +317,6 @@ class TableWriter:
             self.close()
         else:
             self.discard()
-
-
-def _relative_scp(scp_partial: Path, final_ark: Path) -> None:
-    """Point the scp entries at the final ark name instead of its temporary one."""
-    text = scp_partial.read_text()
-    temporary = str(_partial(final_ark))
-    scp_partial.write_text(text.replace(temporary, str(final_ark)))
 
 
 def write_table(

@@ -1,0 +1,42 @@
+"""Files that appear complete or not at all: write under a hidden temporary name, then rename.
+
+Example:
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out" / "note.txt"
+    >>> with atomic_path(target) as partial:
+    ...     _ = partial.write_text("done")
+    >>> target.read_text(), [p.name for p in target.parent.iterdir()]
+    ('done', ['note.txt'])
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_path", "partial_path"]
+
+
+def partial_path(target: str | os.PathLike[str]) -> Path:
+    """A hidden temporary name beside ``target``, unique to this process and call."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target``, on error it is removed.
+
+    Missing parent folders are created.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(target)
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
