@@ -353,7 +353,8 @@ def test_small_model_learns_and_its_file_serves_every_loader(architecture, tmp_p
     losses = [record.validation_loss for record in result.history]
     assert losses[3] < losses[2] < losses[1] < losses[0]
     assert result.best_epoch == 3 and result.best_validation_loss == losses[3]
-    assert evaluate(output, result.validation_files) == pytest.approx(losses[3], rel=1e-9)
+    # the loaded model runs in channels-last layout: equal to float32 rounding
+    assert evaluate(output, result.validation_files) == pytest.approx(losses[3], rel=1e-6)
 
     table = Extractor(output, level="dynamic").process_file(result.validation_files[0])
     assert table.shape[1] == 16 + 128 and len(table) > 0

@@ -293,7 +293,7 @@ def run_items(
     shard: tuple[int, int] = (0, 1),
     batch_windows: int = BATCH_WINDOWS,
     long_file_windows: int = LONG_FILE_WINDOWS,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     progress: Progress | None = None,
 ) -> Iterator[ItemResult]:

@@ -227,7 +227,7 @@ class Extractor:
         *,
         name: str = "",
         keep_spectrograms: bool = False,
-        chunk_size: int = DEFAULT_CHUNK,
+        chunk_size: int | None = DEFAULT_CHUNK,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> FileFeatures:
         """Per-window features of one signal, alone in its batch, in bounded memory.

@@ -238,7 +238,7 @@ def compute_features(
     frontend: LogMelFrontEnd | None = None,
     device: str | torch.device = "cpu",
     keep_spectrograms: bool = False,
-    chunk_size: int = DEFAULT_CHUNK,
+    chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> FileFeatures:
     """Bottleneck and reconstruction-error features of every window, from one forward pass.
