@@ -38,6 +38,7 @@ def test_help_explains_every_option():
         "--quiet",
         "--extensions",
         "--batch-windows",
+        "--precision",
         "--report",
         ".parquet",
         "cae-256",

@@ -194,3 +194,17 @@ def test_cuda_equals_cpu(model):
     gpu = Extractor(model, level="dynamic", device="cuda").process_file(EXAMPLE)
     np.testing.assert_allclose(gpu.iloc[:, :256], cpu.iloc[:, :256], rtol=0, atol=1e-5)
     np.testing.assert_allclose(gpu.iloc[:, 256:], cpu.iloc[:, 256:], rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.weights
+def test_bf16_mode_is_close_but_never_the_default(cae):
+    fast = Extractor("cae-256", level="dynamic", precision="bf16")
+    exact = cae.process_file(EXAMPLE)
+    approximate = fast.process_file(EXAMPLE)
+    assert approximate.shape == exact.shape and approximate.dtypes.iloc[0] == np.float32
+    correlation = np.corrcoef(approximate.to_numpy().ravel(), exact.to_numpy().ravel())[0, 1]
+    assert 0.999 < correlation < 1.0
+    assert fast.settings()["precision"] == "bf16" and cae.settings()["precision"] == "fp32"
+    assert Extractor.__init__.__kwdefaults__["precision"] == "fp32"
+    with pytest.raises(ParameterError, match="precision must be one of"):
+        Extractor("cae-256", precision="fp16")

@@ -22,6 +22,7 @@ DEFAULT_MODEL = "cae-256"
 DEFAULT_LEVEL = "static"
 DEFAULT_DEVICE = "cpu"
 DEFAULT_JOBS = 1
+DEFAULT_PRECISION = "fp32"
 DEFAULT_BATCH_WINDOWS = 256
 REPORT_WORST = 6
 FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
@@ -88,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         "--device",
         default=DEFAULT_DEVICE,
         help=f"where the network runs: cpu or cuda (default: {DEFAULT_DEVICE})",
+    )
+    extract.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=DEFAULT_PRECISION,
+        help="fp32: DisVoice's numbers (default); bf16: faster on CPUs with bfloat16 instructions "
+        "and on GPUs, but approximate (deviations in benchmarks/RESULTS.md); never mix the two",
     )
     extract.add_argument(
         "-j",
@@ -278,7 +286,7 @@ def _extract(args: argparse.Namespace) -> int:
         print(f"speechae: skipped input: {reason}", file=sys.stderr)
     if not items:
         raise NoAudioFilesError("; ".join(reason for _, reason in input_failures) or "no inputs")
-    extractor = Extractor(args.model, level=args.level, device=args.device)
+    extractor = Extractor(args.model, level=args.level, device=args.device, precision=args.precision)
     summary = extract_corpus(
         extractor,
         items,
@@ -348,6 +356,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from speechae.errors import NoAudioFilesError
     from speechae.inputs import collect_items
+    from speechae.progress import TrainingProgress
     from speechae.training import read_speaker_manifest, train
 
     speakers = read_speaker_manifest(args.manifest) if args.manifest else None
@@ -376,6 +385,7 @@ def _train(args: argparse.Namespace) -> int:
             mixed_precision=args.mixed_precision,
             resume=args.resume,
             spectrogram_cache=args.cache_spectrograms,
+            on_progress=TrainingProgress(epochs=args.epochs),
         )
     except KeyboardInterrupt:
         print("speechae: interrupted; continue with the same command and --resume", file=sys.stderr)

@@ -253,6 +253,7 @@ class _BatchRunner:
                 file_index,
                 chunk_size=self.chunk_size,
                 memory_budget=self.memory_budget,
+                precision=self.extractor.precision,
             )
         codes = output.code.cpu().numpy()
         errors = output.error.cpu().numpy()

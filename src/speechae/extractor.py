@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files, read_audio
-from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET
+from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, PRECISIONS
 from speechae.errors import (
     AudioError,
     DroppedWindowsWarning,
@@ -92,6 +92,8 @@ class Extractor:
         level: ``"static"`` (one row of 1536 functionals per file) or ``"dynamic"`` (one row of
             384 features per 500 ms window).
         device: ``"cpu"`` (default) or ``"cuda"``.
+        precision: ``"fp32"`` (default): DisVoice's numbers; ``"bf16"``: faster, approximate
+            (measured deviations in ``benchmarks/RESULTS.md``).
 
     Example:
         >>> import numpy as np
@@ -106,9 +108,13 @@ class Extractor:
         *,
         level: str = "static",
         device: str | torch.device = "cpu",
+        precision: str = "fp32",
     ) -> None:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        self.precision = precision
         self.level = level
         self.device = resolve_device(device)
         self.model: LoadedModel = load_model(model, device=self.device)
@@ -247,6 +253,7 @@ class Extractor:
                 keep_spectrograms=keep_spectrograms,
                 chunk_size=chunk_size,
                 memory_budget=memory_budget,
+                precision=self.precision,
             )
         except AudioError as error:
             if not name:
@@ -268,6 +275,7 @@ class Extractor:
             "architecture": self.model.architecture,
             "bottleneck": self.model.bottleneck,
             "weights_sha256": self.model.weights_sha256,
+            "precision": self.precision,
             "speechae": __version__,
         }
 

@@ -240,6 +240,7 @@ def compute_features(
     keep_spectrograms: bool = False,
     chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    precision: str = "fp32",
 ) -> FileFeatures:
     """Bottleneck and reconstruction-error features of every window, from one forward pass.
 
@@ -256,6 +257,7 @@ def compute_features(
         keep_spectrograms: also return the scaled input and reconstructed spectrograms.
         chunk_size: windows per forward step.
         memory_budget: bytes of spectrograms and activations kept in memory at once.
+        precision: ``"fp32"`` (exact) or ``"bf16"`` (fast, approximate).
 
     Raises:
         AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
@@ -272,6 +274,7 @@ def compute_features(
                 chunk_size=chunk_size,
                 memory_budget=memory_budget,
                 keep_reconstruction=keep_spectrograms,
+                precision=precision,
             )
         else:
             empty = torch.zeros(0, 1, frontend.config.n_mels, frontend.config.n_frames)

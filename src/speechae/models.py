@@ -62,6 +62,7 @@ class ChannelMoments:
 
     def update(self, x: torch.Tensor, file_index: torch.Tensor) -> None:
         """Add a chunk ``x`` ``(n, c, h, w)`` whose windows belong to the files in ``file_index``."""
+        x = x.float()  # bfloat16 activations (fast mode) are summed in float32, then float64
         per_window = x.shape[2] * x.shape[3]
         counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * per_window
         unseen = (self.count == 0) & (counts > 0)
