@@ -34,6 +34,7 @@ __all__ = [
     "condition_signal",
     "frame_signal",
     "frontend_config",
+    "mel_band_edges",
     "mel_filterbank",
     "window_count",
     "window_starts",
@@ -186,29 +187,23 @@ def frame_signal(signal: np.ndarray, *, config: FrontEndConfig = DEFAULT_FRONTEN
     return view[:: config.window_shift][:n_windows]
 
 
+# Slaney's Mel scale: linear (200/3 Hz per Mel) below 1 kHz, logarithmic (27 Mel per 6.4x) above
+_HZ_PER_MEL = 200.0 / 3
+_BREAK_HZ = 1000.0
+_BREAK_MEL = _BREAK_HZ / _HZ_PER_MEL
+_LOG_STEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's Mel scale: linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
-    linear_step = 200.0 / 3
-    break_mel = 1000.0 / linear_step
-    log_step = np.log(6.4) / 27.0
-    return np.where(
-        hz >= 1000.0,
-        break_mel + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step,
-        hz / linear_step,
-    )
+    above = _BREAK_MEL + np.log(np.maximum(hz, 1e-10) / _BREAK_HZ) / _LOG_STEP
+    return np.where(hz >= _BREAK_HZ, above, hz / _HZ_PER_MEL)
 
 
 def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    linear_step = 200.0 / 3
-    break_mel = 1000.0 / linear_step
-    log_step = np.log(6.4) / 27.0
-    return np.where(
-        mel >= break_mel,
-        1000.0 * np.exp(log_step * (mel - break_mel)),
-        mel * linear_step,
-    )
+    above = _BREAK_HZ * np.exp(_LOG_STEP * (mel - _BREAK_MEL))
+    return np.where(mel >= _BREAK_MEL, above, mel * _HZ_PER_MEL)
 
 
 def mel_band_edges(*, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
