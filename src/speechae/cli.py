@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes that decode, resample and compute spectrograms while the network "
         f"runs (default: {DEFAULT_JOBS}: everything in one process)",
     )
+    extract.add_argument(
+        "--dask",
+        default=None,
+        metavar="CLUSTER",
+        help="run on Dask instead of local processes: local:N starts N single-threaded workers on "
+        "this machine, tcp://HOST:PORT connects to a running scheduler (e.g. from dask-jobqueue); "
+        "workers compute whole batches and must see the same audio paths (needs speechae[dask])",
+    )
     extract.add_argument("--recursive", action="store_true", help="also search sub-folders of folder inputs")
     extract.add_argument(
         "--extensions",
@@ -287,17 +295,23 @@ def _extract(args: argparse.Namespace) -> int:
     if not items:
         raise NoAudioFilesError("; ".join(reason for _, reason in input_failures) or "no inputs")
     extractor = Extractor(args.model, level=args.level, device=args.device, precision=args.precision)
-    summary = extract_corpus(
-        extractor,
-        items,
-        output,
-        fmt=args.format,
-        jobs=args.jobs,
-        shard=shard,
-        strict=args.strict,
-        progress=Progress(quiet=args.quiet),
-        batch_windows=args.batch_windows,
-    )
+    options = {
+        "fmt": args.format,
+        "jobs": args.jobs,
+        "shard": shard,
+        "strict": args.strict,
+        "progress": Progress(quiet=args.quiet),
+        "batch_windows": args.batch_windows,
+    }
+    if args.dask:
+        from speechae.cluster import dask_executor
+
+        with dask_executor(args.dask) as executor:
+            summary = extract_corpus(
+                extractor, items, output, executor=executor, network_in_workers=True, **options
+            )
+    else:
+        summary = extract_corpus(extractor, items, output, **options)
     print(summary.text())
     if args.report:
         _report(args, extractor, items, summary)

@@ -8,7 +8,8 @@ One engine serves ``Extractor.process_files(..., num_workers=N)`` and ``speechae
 2. Decoding, resampling and the log-Mel front-end run in worker processes of any
    ``concurrent.futures.Executor`` (by default a ``spawn`` process pool, one torch thread per
    worker); the main process runs the network on each batch, every file with its own BatchNorm
-   statistics.
+   statistics. With ``network_in_workers`` (Dask clusters) the workers compute whole batches and
+   return features instead, loading the model once each (see :mod:`speechae.cluster`).
 3. The batches depend only on the sorted inputs, never on timing, so ``--jobs 2`` equals
    ``--jobs 1`` bit for bit, a resumed run computes exactly what an uninterrupted one would, and
    ``--shard i/N`` (which takes every N-th batch) merges into the unsharded result.
@@ -87,6 +88,7 @@ class ItemResult:
     key: str | None = None
     seconds: float = 0.0
     reused: bool = False
+    position: int = -1
 
     @property
     def ok(self) -> bool:
@@ -97,6 +99,7 @@ class ItemResult:
 @dataclass
 class _Planned:
     item: Item
+    position: int
     windows: int
     seconds: float
     audio_sha256: str | None = None
@@ -106,7 +109,12 @@ class _Planned:
 
 def _result(planned: _Planned, **outcome: object) -> ItemResult:
     return ItemResult(
-        planned.item, audio_sha256=planned.audio_sha256, key=planned.key, seconds=planned.seconds, **outcome
+        planned.item,
+        audio_sha256=planned.audio_sha256,
+        key=planned.key,
+        seconds=planned.seconds,
+        position=planned.position,
+        **outcome,
     )
 
 
@@ -121,7 +129,7 @@ def _describe(item: Item, error: BaseException) -> SpeechaeError:
     return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {error})")
 
 
-def _plan(item: Item, config: FrontEndConfig, settings: dict | None) -> _Planned:
+def _plan(item: Item, position: int, config: FrontEndConfig, settings: dict | None) -> _Planned:
     try:
         info = sf.info(item.path)
         seconds = info.frames / info.samplerate
@@ -130,7 +138,7 @@ def _plan(item: Item, config: FrontEndConfig, settings: dict | None) -> _Planned
     except Exception:  # unreadable headers fail properly, with their reason, when the item is read
         seconds = 0.0
     windows = window_count(int(seconds * config.sampling_rate), config=config)
-    planned = _Planned(item, windows, seconds)
+    planned = _Planned(item, position, windows, seconds)
     if settings is not None:
         try:
             planned.audio_sha256 = file_sha256(item.path)
@@ -284,12 +292,53 @@ def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int
     return _result(planned, features=_offset(item, features))
 
 
+def _compute(
+    extractor,
+    entries: list[_Planned],
+    prepared: list,
+    chunk_size: int | None,
+    memory_budget: int,
+    long_file_windows: int,
+) -> list[ItemResult]:
+    """Results of one batch's entries, given each entry's front-end outcome (None for long files)."""
+    results, ready = [], []
+    for entry, outcome in zip(entries, prepared, strict=True):
+        if entry.windows > long_file_windows:
+            results.append(_long_item(extractor, entry, chunk_size, memory_budget))
+        elif outcome[0] == "ok":
+            ready.append((entry, outcome[1]))
+        else:
+            results.append(_result(entry, error=outcome[1]))
+    return results + _BatchRunner(extractor, chunk_size, memory_budget).run(ready)
+
+
+_WORKER_EXTRACTORS: dict[tuple, object] = {}
+
+
+def _compute_batch(
+    spec: dict, entries: list[_Planned], chunk_size: int | None, memory_budget: int, long_file_windows: int
+) -> list[ItemResult]:
+    """Worker task: a whole batch, front-end and network; the model is loaded once per worker."""
+    from speechae.extractor import Extractor
+
+    key = tuple(sorted(spec.items()))
+    if key not in _WORKER_EXTRACTORS:
+        if multiprocessing.parent_process() is not None:
+            torch.set_num_threads(1)  # one thread per worker process; the processes share the cores
+        _WORKER_EXTRACTORS[key] = Extractor(**spec)
+    extractor = _WORKER_EXTRACTORS[key]
+    config = extractor.frontend.config
+    prepared = [None if e.windows > long_file_windows else _prepare(e.item, config) for e in entries]
+    return _compute(extractor, entries, prepared, chunk_size, memory_budget, long_file_windows)
+
+
 def run_items(
     extractor,
     items: Sequence[Item],
     *,
     jobs: int = 1,
     executor: futures.Executor | None = None,
+    network_in_workers: bool = False,
     store: FeatureStore | None = None,
     shard: tuple[int, int] = (0, 1),
     batch_windows: int = BATCH_WINDOWS,
@@ -304,7 +353,11 @@ def run_items(
         extractor: a :class:`speechae.Extractor` (its model, front-end and device are used).
         items: what to process, in run order (outputs sort them; the API keeps the caller's order).
         jobs: worker processes for decoding and the front-end (1: in this process).
-        executor: any ``concurrent.futures.Executor`` to use instead of a process pool.
+        executor: any ``concurrent.futures.Executor`` to use instead of a process pool; a Dask
+            ``Client`` (or its ``get_executor()``) implies ``network_in_workers``.
+        network_in_workers: workers compute whole batches, network included, and return features
+            (each loads the model once); otherwise they return spectrograms and the network runs
+            here. Results agree to float32 rounding (workers use one torch thread each).
         store: finished results; items found there are not recomputed, and every computed batch is
             committed to it before its results are yielded.
         shard: ``(i, N)``: process only batches ``i, i + N, ...``.
@@ -316,7 +369,7 @@ def run_items(
     """
     config = extractor.frontend.config
     settings = extractor.settings() if store is not None else None
-    planned = [_plan(item, config, settings) for item in items]
+    planned = [_plan(item, position, config, settings) for position, item in enumerate(items)]
     batches = plan_batches(
         [p.windows for p in planned], batch_windows=batch_windows, long_file_windows=long_file_windows
     )
@@ -324,45 +377,56 @@ def run_items(
     if progress is not None:
         chosen = [planned[position] for batch in batches for position in batch]
         progress.start(len(chosen), sum(p.seconds for p in chosen))
-    batch_runner = _BatchRunner(extractor, chunk_size, memory_budget)
+    if executor is not None and type(executor).__module__.split(".")[0] == "distributed":
+        executor = getattr(executor, "get_executor", lambda: executor)()  # a Client works too
+        network_in_workers = True  # cluster workers return features, never spectrograms
     pool = executor or _pool(jobs)
-    in_flight_limit = max(2 * jobs, 4)
+    options = (chunk_size, memory_budget, long_file_windows)
+
+    def outcome(entry: _Planned) -> ItemResult | None:
+        if entry.error is not None:
+            return _result(entry, error=entry.error)
+        if store is not None and entry.key in store:
+            return _result(entry, reused=True)
+        return None
+
+    def submit(batch: list[int]) -> tuple[list[ItemResult], list[_Planned], object]:
+        known, todo = [], []
+        for position in batch:
+            result = outcome(planned[position])
+            (known.append(result) if result is not None else todo.append(planned[position]))
+        if network_in_workers:
+            return (
+                known,
+                todo,
+                pool.submit(_compute_batch, extractor.spec(), todo, *options) if todo else None,
+            )
+        handles = [
+            None if entry.windows > long_file_windows else pool.submit(_prepare, entry.item, config)
+            for entry in todo
+        ]
+        return known, todo, handles
+
+    def collect(known: list[ItemResult], todo: list[_Planned], handle: object) -> list[ItemResult]:
+        if not todo:
+            return known
+        if network_in_workers:
+            return known + handle.result()
+        prepared = [None if h is None else h.result() for h in handle]
+        return known + _compute(extractor, todo, prepared, *options)
+
+    ahead = max(jobs, 2)
     try:
-        queue = [planned[position] for batch in batches for position in batch]
-        submitted: dict[int, futures.Future] = {}
-        next_to_submit = 0
-
-        def top_up() -> None:
-            nonlocal next_to_submit
-            while next_to_submit < len(queue) and len(submitted) < in_flight_limit:
-                entry = queue[next_to_submit]
-                if _needs_worker(entry, store, long_file_windows):
-                    submitted[id(entry)] = pool.submit(_prepare, entry.item, config)
-                next_to_submit += 1
-
-        for batch in batches:
-            top_up()
-            results, prepared = [], []
-            for position in batch:
-                entry = planned[position]
-                if entry.error is not None:
-                    results.append(_result(entry, error=entry.error))
-                elif store is not None and entry.key in store:
-                    results.append(_result(entry, reused=True))
-                elif entry.windows > long_file_windows:
-                    results.append(_long_item(extractor, entry, chunk_size, memory_budget))
-                else:
-                    status, payload = submitted.pop(id(entry)).result()
-                    top_up()
-                    if status == "ok":
-                        prepared.append((entry, payload))
-                    else:
-                        results.append(_result(entry, error=payload))
-            results += batch_runner.run(prepared)
+        submitted = [submit(batch) for batch in batches[:ahead]]
+        for number, batch in enumerate(batches):
+            if number + ahead < len(batches):
+                submitted.append(submit(batches[number + ahead]))
+            results = collect(*submitted[number])
+            submitted[number] = None
             computed = [r for r in results if r.ok and not r.reused]
             if store is not None and computed:
                 store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
-            for result in _in_batch_order(results, batch, planned):
+            for result in _in_batch_order(results, batch):
                 if progress is not None:
                     progress.advance(result)
                 yield result
@@ -371,17 +435,9 @@ def run_items(
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _in_batch_order(results: list[ItemResult], batch: list[int], planned: list[_Planned]) -> list[ItemResult]:
-    rank = {id(planned[position].item): k for k, position in enumerate(batch)}
-    return sorted(results, key=lambda result: rank[id(result.item)])
-
-
-def _needs_worker(entry: _Planned, store: FeatureStore | None, long_file_windows: int) -> bool:
-    return (
-        entry.error is None
-        and not (store is not None and entry.key in store)
-        and entry.windows <= long_file_windows
-    )
+def _in_batch_order(results: list[ItemResult], batch: list[int]) -> list[ItemResult]:
+    rank = {position: k for k, position in enumerate(batch)}
+    return sorted(results, key=lambda result: rank[result.position])
 
 
 @dataclass
@@ -524,6 +580,7 @@ def extract_corpus(
     fmt: str | None = None,
     jobs: int = 1,
     executor: futures.Executor | None = None,
+    network_in_workers: bool = False,
     shard: tuple[int, int] = (0, 1),
     strict: bool = False,
     progress: Progress | None = None,
@@ -542,6 +599,7 @@ def extract_corpus(
         fmt: the output format (default: from the extension).
         jobs: worker processes (see :func:`run_items`).
         executor: a ``concurrent.futures.Executor`` to use instead of a process pool.
+        network_in_workers: let the workers run the network too (see :func:`run_items`).
         shard: ``(i, N)`` to process only every N-th batch (see :func:`run_items`).
         strict: stop at the first failure (nothing but the store is written).
         progress: where to report progress.
@@ -561,6 +619,7 @@ def extract_corpus(
             items,
             jobs=jobs,
             executor=executor,
+            network_in_workers=network_in_workers,
             store=store,
             shard=shard,
             batch_windows=batch_windows,

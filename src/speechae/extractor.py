@@ -115,6 +115,7 @@ class Extractor:
         if precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         self.precision = precision
+        self._model_reference = os.fspath(model)
         self.level = level
         self.device = resolve_device(device)
         self.model: LoadedModel = load_model(model, device=self.device)
@@ -175,8 +176,8 @@ class Extractor:
         items = [Item(key=os.fspath(file), path=os.fspath(file)) for file in files]
         if not items:
             raise NoAudioFilesError("no files were given")
-        results = {id(r.item): r for r in run_items(self, items, jobs=num_workers, executor=executor)}
-        ordered = [results[id(item)] for item in items]
+        results = {r.position: r for r in run_items(self, items, jobs=num_workers, executor=executor)}
+        ordered = [results[position] for position in range(len(items))]
         for result in ordered:
             if not result.ok:
                 raise result.error
@@ -265,6 +266,18 @@ class Extractor:
                 "(digital silence), so no features can be computed"
             )
         return features
+
+    def spec(self) -> dict[str, str]:
+        """Arguments that rebuild this extractor elsewhere (a worker process or cluster node).
+
+        The model travels by name or path, never pickled; a worker loads it from its cache.
+        """
+        return {
+            "model": self._model_reference,
+            "level": self.level,
+            "device": str(self.device),
+            "precision": self.precision,
+        }
 
     def settings(self) -> dict[str, object]:
         """Everything that determines the features besides the audio (part of cache keys)."""
