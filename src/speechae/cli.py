@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="OUT",
         help="output file; the format follows the extension: .csv, .parquet, .npy (with "
-        "OUT.index.csv beside it), .npz, .pt, or .ark/.scp (Kaldi, one matrix per file)",
+        "NAME.index.csv beside it), .npz, .pt, or .ark/.scp (Kaldi, one matrix per file)",
     )
     extract.add_argument(
         "--format",
