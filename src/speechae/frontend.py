@@ -273,8 +273,9 @@ class LogMelFrontEnd(nn.Module):
         frames = padded.unfold(-1, self.config.n_fft, self.config.hop_length)
         spectrum = torch.fft.rfft(frames.to(torch.float64) * self.window, dim=-1)
         if windows.dtype == torch.float32:
-            spectrum = spectrum.to(torch.complex64)
-        power = spectrum.abs().square()
+            power = spectrum.to(torch.complex64).abs().square()  # the reference's float32 rounding
+        else:  # |z|^2 without the square root: within an ulp of |z| squared, 3x faster
+            power = spectrum.real.square() + spectrum.imag.square()
         return torch.matmul(power, self.filterbank.T.to(power.dtype)).transpose(-1, -2)
 
     def scale(self, log_mel: torch.Tensor) -> torch.Tensor:
