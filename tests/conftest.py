@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,25 @@ needs_shared = pytest.mark.skipif(
     reason="../shared/corpus and ../shared/parity (the project's test corpus) are not beside this "
     "checkout; the committed example still checks parity",
 )
+
+
+def copy_corpus(folder: Path, names: list[str]) -> Path:
+    """Copy shared recordings into ``folder`` (skipping the test where ../shared is absent)."""
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not beside this checkout")
+    for name in names:
+        shutil.copy(CORPUS / name, folder / name)
+    return folder
+
+
+def stored_count(output: Path) -> int:
+    """Recordings committed so far to the store of a run writing ``output`` (0 if none yet)."""
+    from speechae.store import store_path
+
+    try:
+        return sqlite3.connect(store_path(output)).execute("SELECT COUNT(*) FROM features").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 def parity_manifest() -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import CORPUS, EXAMPLE
+from conftest import EXAMPLE, copy_corpus, stored_count
 from speechae import Extractor
 from speechae.cluster import dask_executor
 from speechae.corpus import extract_corpus
@@ -38,11 +37,7 @@ FILES = [
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus is not beside this checkout")
-    folder = tmp_path_factory.mktemp("corpus")
-    for name in FILES:
-        shutil.copy(CORPUS / name, folder / name)
+    folder = copy_corpus(tmp_path_factory.mktemp("corpus"), FILES)
     (folder / "empty.wav").write_bytes(b"")
     return folder
 
@@ -53,13 +48,6 @@ def single_process(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("single") / "out.parquet"
     extract_corpus(Extractor("cae-256", level="dynamic"), items, out, batch_windows=64)
     return read_table(out)
-
-
-def stored_count(out) -> int:
-    try:
-        return sqlite3.connect(store_path(out)).execute("SELECT COUNT(*) FROM features").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def assert_same_table(table, expected):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import CORPUS, EXAMPLE, needs_shared
+from conftest import CORPUS, EXAMPLE, copy_corpus, needs_shared, stored_count
 from speechae import Extractor
 from speechae.cli import EXIT_PARTIAL
 from speechae.corpus import extract_corpus, plan_batches
@@ -53,11 +52,7 @@ def make_broken(folder):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus is not beside this checkout")
-    folder = tmp_path_factory.mktemp("corpus")
-    for name in GOOD:
-        shutil.copy(CORPUS / name, folder / name)
+    folder = copy_corpus(tmp_path_factory.mktemp("corpus"), GOOD)
     make_broken(folder)
     return folder
 
@@ -122,22 +117,13 @@ def test_killed_run_resumes_without_recomputing_and_ends_byte_identical(corpus, 
         "-q",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    store = store_path(out)
     deadline = time.monotonic() + 300
-    stored = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        if store.exists():
-            try:
-                stored = sqlite3.connect(store).execute("SELECT COUNT(*) FROM features").fetchone()[0]
-            except sqlite3.Error:
-                stored = 0
-            if stored >= 2:
-                break
+    while time.monotonic() < deadline and process.poll() is None and stored_count(out) < 2:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not out.exists(), "the output appears only when the run is complete"
-    finished = len(FeatureStore(store))
+    finished = len(FeatureStore(store_path(out)))
     assert 2 <= finished < len(GOOD), "the kill should land mid-run"
     result = speechae("extract", corpus, "-o", out, "--batch-windows", 10, "-q")
     assert result.returncode == EXIT_PARTIAL, result.stderr
