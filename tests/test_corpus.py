@@ -247,3 +247,13 @@ def test_long_files_are_processed_alone_in_chunks(tmp_path, cae):
     np.testing.assert_allclose(
         table.loc[str(CORPUS / "aeneas_de.mp3")].to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5
     )
+
+
+def test_segments_are_named_apart_in_run_records(corpus, tmp_path, rae):
+    from speechae.inputs import Item
+
+    path = str(corpus / GOOD[0])
+    items = [Item(GOOD[0], path, 0.0, 2.0), Item(GOOD[0], path, 1.0, 3.5)]
+    summary = extract_corpus(rae, items, tmp_path / "segments.parquet")
+    assert summary.records["file"].tolist() == [f"{GOOD[0]} [0-2 s]", f"{GOOD[0]} [1-3.5 s]"]
+    assert read_table(tmp_path / "segments.parquet").index.names == ["file", "start", "end"]

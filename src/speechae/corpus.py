@@ -129,7 +129,8 @@ def _describe(item: Item, error: BaseException) -> SpeechaeError:
     return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {error})")
 
 
-def _plan(item: Item, position: int, config: FrontEndConfig, settings: dict | None) -> _Planned:
+def _plan(item: Item, position: int, config: FrontEndConfig) -> _Planned:
+    """Read the header only: enough to cut batches before any audio is read."""
     try:
         info = sf.info(item.path)
         seconds = info.frames / info.samplerate
@@ -138,14 +139,17 @@ def _plan(item: Item, position: int, config: FrontEndConfig, settings: dict | No
     except Exception:  # unreadable headers fail properly, with their reason, when the item is read
         seconds = 0.0
     windows = window_count(int(seconds * config.sampling_rate), config=config)
-    planned = _Planned(item, position, windows, seconds)
-    if settings is not None:
-        try:
-            planned.audio_sha256 = file_sha256(item.path)
-            planned.key = entry_key(planned.audio_sha256, item.start, item.end, settings)
-        except SpeechaeError as error:
-            planned.error = _describe(item, error)
-    return planned
+    return _Planned(item, position, windows, seconds)
+
+
+def _identify(planned: _Planned, settings: dict) -> None:
+    """Hash the audio and derive the store key (when its batch comes up, not all up front)."""
+    item = planned.item
+    try:
+        planned.audio_sha256 = file_sha256(item.path)
+        planned.key = entry_key(planned.audio_sha256, item.start, item.end, settings)
+    except SpeechaeError as error:
+        planned.error = _describe(item, error)
 
 
 def plan_batches(
@@ -369,7 +373,7 @@ def run_items(
     """
     config = extractor.frontend.config
     settings = extractor.settings() if store is not None else None
-    planned = [_plan(item, position, config, settings) for position, item in enumerate(items)]
+    planned = [_plan(item, position, config) for position, item in enumerate(items)]
     batches = plan_batches(
         [p.windows for p in planned], batch_windows=batch_windows, long_file_windows=long_file_windows
     )
@@ -393,6 +397,8 @@ def run_items(
     def submit(batch: list[int]) -> tuple[list[ItemResult], list[_Planned], object]:
         known, todo = [], []
         for position in batch:
+            if settings is not None:
+                _identify(planned[position], settings)
             result = outcome(planned[position])
             (known.append(result) if result is not None else todo.append(planned[position]))
         if network_in_workers:
@@ -665,34 +671,11 @@ def _write_outputs(
     """
     segments = any(item.is_segment for item in items)
     finished = sorted(finished, key=lambda r: item_order(r.item))
-    records = [
-        {
-            "file": r.item.key,
-            "status": "failed",
-            "reason": str(r.error),
-            "duration": r.seconds,
-            "windows": 0,
-            "dropped": 0,
-            "dropped_at": [],
-            "mean_error": float("nan"),
-        }
-        for r in failures
-    ]
+    records = [file_record(_label(r.item), reason=str(r.error), duration=r.seconds) for r in failures]
     dropped_rows, total_rows = [], 0
     for result in finished:
         features = store.get(result.key)
-        records.append(
-            {
-                "file": result.item.key,
-                "status": "ok",
-                "reason": "",
-                "duration": features.duration,
-                "windows": len(features.starts),
-                "dropped": len(features.dropped),
-                "dropped_at": features.dropped.tolist(),
-                "mean_error": float(features.error.mean()),
-            }
-        )
+        records.append(file_record(_label(result.item), features))
         dropped_rows += [[result.item.key, start] for start in features.dropped]
         total_rows += 1 if level == "static" else len(features.starts)
     if write:

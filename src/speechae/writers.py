@@ -102,7 +102,8 @@ def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
     """Turn an :class:`~speechae.Extractor` table into the file layout (times as seconds).
 
-    Static tables keep only ``file`` unless some row is a segment of a recording.
+    Static tables keep only ``file`` when every row is a whole recording (unique files, all
+    starting at 0); segments keep ``file, start, end``.
 
     Example:
         >>> t = pd.DataFrame({"x": [1.0]}, index=pd.MultiIndex.from_tuples(
@@ -114,7 +115,8 @@ def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
     starts = table.index.get_level_values("start").total_seconds()
     ends = table.index.get_level_values("end").total_seconds()
     flat = table.copy()
-    if level == "static" and not table.attrs.get("segments", False):
+    whole_files = files.is_unique and not starts.any()
+    if level == "static" and whole_files:
         flat.index = pd.Index(files, name="file")
     else:
         flat.index = pd.MultiIndex.from_arrays([files, starts, ends], names=["file", "start", "end"])
