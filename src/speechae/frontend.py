@@ -31,7 +31,9 @@ from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudio
 __all__ = [
     "FrontEndConfig",
     "LogMelFrontEnd",
+    "band_groups",
     "condition_signal",
+    "fft_resample",
     "frame_signal",
     "frontend_config",
     "mel_band_edges",
@@ -119,9 +121,7 @@ def condition_signal(
         target = int(len(samples) * config.sampling_rate / sampling_rate)
         if target < config.window_length:
             raise _too_short(len(samples) / sampling_rate, config)
-        import scipy.signal  # only resampling needs it; it costs a tenth of a second to import
-
-        samples = scipy.signal.resample(samples, target)
+        samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
     samples = samples - samples.mean()
@@ -131,6 +131,28 @@ def condition_signal(
             "the recording is silent (all samples are equal), so it cannot be peak-normalised"
         )
     return samples / peak
+
+
+def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:
+    """Resample a whole signal to ``target`` samples by cutting or zero-padding its spectrum.
+
+    The same arithmetic, in the same precision, as ``scipy.signal.resample`` without a window
+    (SciPy 1.17), which the reference uses: real FFT, keep the lowest ``min(n, target)`` bins, halve
+    (upsampling) or double (downsampling) an unpaired Nyquist bin, divide by ``n / target``,
+    inverse real FFT. Importing ``scipy.fft`` alone is half a second faster than ``scipy.signal``.
+
+    Example:
+        >>> fft_resample(np.cos(np.pi * np.arange(8) / 2), 16)[:4].round(6).tolist()
+        [1.0, 0.707107, 0.0, -0.707107]
+    """
+    import scipy.fft
+
+    n = len(samples)
+    kept = min(n, target)
+    spectrum = scipy.fft.rfft(samples)[: kept // 2 + 1]
+    if kept % 2 == 0 and target != n:
+        spectrum[kept // 2] *= 2 if target < n else 0.5
+    return scipy.fft.irfft(spectrum / (n / target), n=target, overwrite_x=True)
 
 
 def _working_precision(samples: np.ndarray) -> np.ndarray:
@@ -239,6 +261,29 @@ def mel_filterbank(*, config: FrontEndConfig = DEFAULT_FRONTEND) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def band_groups(filterbank: np.ndarray, bands_per_group: int = 16) -> list[tuple[slice, slice]]:
+    """Split a banded filterbank into blocks of consecutive bands and the FFT bins they touch.
+
+    A Mel triangle covers a few neighbouring FFT bins, so projecting block by block skips the
+    zeros of the full matrix (8x fewer multiplications for 128 bands, same sums).
+
+    Returns:
+        ``(bands, bins)`` slices; every nonzero weight lies in one ``filterbank[bands, bins]``.
+
+    Example:
+        >>> groups = band_groups(mel_filterbank())
+        >>> len(groups), groups[0][0]
+        (8, slice(0, 16, None))
+    """
+    groups = []
+    for first in range(0, len(filterbank), bands_per_group):
+        bands = slice(first, min(first + bands_per_group, len(filterbank)))
+        touched = np.flatnonzero(filterbank[bands].any(axis=0))
+        bins = slice(int(touched[0]), int(touched[-1]) + 1) if len(touched) else slice(0, 1)
+        groups.append((bands, bins))
+    return groups
+
+
 class LogMelFrontEnd(nn.Module):
     """Batched log-Mel spectrogram with min-max scaling, as an ``nn.Module``.
 
@@ -246,7 +291,8 @@ class LogMelFrontEnd(nn.Module):
     Windows are multiplied by the Hann window and transformed in float64. For float32 windows the
     spectrum is then rounded to complex64 and the power and Mel projection run in float32; for
     float64 windows they stay in float64. The logarithm and scaling always run in float32. This is
-    exactly where the reference rounds for each input precision.
+    exactly where the reference rounds for each input precision. On a CPU the windows are
+    transformed a few at a time, so the intermediate spectra stay in cache.
 
     Example:
         >>> front = LogMelFrontEnd()
@@ -255,19 +301,25 @@ class LogMelFrontEnd(nn.Module):
         ((2, 1, 128, 126), [False, False])
     """
 
+    #: Windows per step on a CPU (their spectra take about 4 MB, the size of the L2 caches).
+    cpu_chunk = 8
+
     def __init__(self, config: FrontEndConfig = DEFAULT_FRONTEND) -> None:
         super().__init__()
         self.config = config
         window = torch.hann_window(config.n_fft, periodic=True, dtype=torch.float64)
         self.register_buffer("window", window, persistent=False)
-        filterbank = torch.from_numpy(mel_filterbank(config=config))
-        self.register_buffer("filterbank", filterbank, persistent=False)
+        filterbank = mel_filterbank(config=config)
+        self.register_buffer("filterbank", torch.from_numpy(filterbank), persistent=False)
+        self.band_groups = band_groups(filterbank)
 
     def mel_power(self, windows: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram, ``(n, window_length)`` -> ``(n, n_mels, n_frames)``.
 
         The result has the dtype of ``windows`` (float32 or float64).
         """
+        if windows.device.type == "cpu" and len(windows) > self.cpu_chunk:
+            return torch.cat([self.mel_power(part) for part in windows.split(self.cpu_chunk)])
         half = self.config.n_fft // 2
         padded = nn.functional.pad(windows, (half, half))
         frames = padded.unfold(-1, self.config.n_fft, self.config.hop_length)
@@ -276,7 +328,9 @@ class LogMelFrontEnd(nn.Module):
             power = spectrum.to(torch.complex64).abs().square()  # the reference's float32 rounding
         else:  # |z|^2 without the square root: within an ulp of |z| squared, 3x faster
             power = spectrum.real.square() + spectrum.imag.square()
-        return torch.matmul(power, self.filterbank.T.to(power.dtype)).transpose(-1, -2)
+        filterbank = self.filterbank.to(power.dtype)
+        blocks = [power[..., bins] @ filterbank[bands, bins].T for bands, bins in self.band_groups]
+        return torch.cat(blocks, dim=-1).transpose(-1, -2)
 
     def scale(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Min-max scale a float32 log-Mel spectrogram with the model's constants."""
