@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,10 +95,10 @@ class NetworkOutput:
 
 
 def chunk_for(device: torch.device | str) -> int:
-    """Windows per forward step that run fastest on ``device``.
+    """Windows per forward step that run fastest on ``device`` for a network without stages.
 
-    On a CPU small chunks keep each convolution's data in cache (16 windows ran 1.5x faster than
-    256 on this project's 2-core machine); a GPU wants large ones.
+    On a CPU small chunks keep each layer's data in cache; a GPU wants large ones. The CAE
+    refines this per stage (:attr:`speechae.models.ConvAutoencoder.cpu_chunks`).
 
     Example:
         >>> chunk_for("cpu")
@@ -106,12 +107,45 @@ def chunk_for(device: torch.device | str) -> int:
     return CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
 
 
+def _stage_chunks(network: nn.Module, device: torch.device, chunk_size: int | None) -> list[int]:
+    """Windows per step for each stage of a staged network (one entry for other networks)."""
+    stages = getattr(network, "n_stages", 1)
+    if chunk_size:
+        return [chunk_size] * stages
+    if device.type == "cpu" and hasattr(network, "cpu_chunks"):
+        return list(network.cpu_chunks)
+    return [chunk_for(device)] * stages
+
+
 def _ranges(total: int, chunk: int) -> list[tuple[int, int]]:
     return [(first, min(first + chunk, total)) for first in range(0, total, chunk)]
 
 
 def _reconstruction_error(inputs: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     return (inputs - reconstruction.float()).square().mean(dim=-1)[:, 0]
+
+
+class _KeptActivations:
+    """One stage's output for all windows, kept as the chunks that produced it (no copying)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.pieces: list[torch.Tensor] = []
+
+    def append(self, first: int, piece: torch.Tensor) -> None:
+        self.starts.append(first)
+        self.pieces.append(piece)
+
+    def get(self, first: int, last: int) -> torch.Tensor:
+        """Windows ``first..last-1``: a view when one piece holds them, else a concatenation."""
+        k = bisect.bisect_right(self.starts, first) - 1
+        parts = []
+        while first < last:
+            start, piece = self.starts[k], self.pieces[k]
+            stop = min(last, start + len(piece))
+            parts.append(piece[first - start : stop - start])
+            first, k = stop, k + 1
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class _LayerwiseRun:
@@ -124,7 +158,7 @@ class _LayerwiseRun:
         self.n_files = int(file_index.max()) + 1
         self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.kept_layer = -1
-        self.kept: torch.Tensor | None = None
+        self.kept: _KeptActivations | None = None
         self.code: torch.Tensor | None = None
 
     def advance(self, first: int, last: int, until: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -134,7 +168,7 @@ class _LayerwiseRun:
             x, code = self.network.stage(0, inputs)
             start = 1
         else:
-            x, code, start = self.kept[first:last], None, self.kept_layer + 1
+            x, code, start = self.kept.get(first, last), None, self.kept_layer + 1
         index = self.file_index[first:last]
         for k in range(start, until + 1):
             norm = self.network.norms[k - 1]
@@ -150,13 +184,10 @@ class _LayerwiseRun:
             if moments is None:
                 moments = ChannelMoments(self.n_files, x.shape[1], x.device)
                 if x[0].numel() * x.element_size() * len(self.inputs) <= budget:
-                    shape = (len(self.inputs), *x.shape[1:])
-                    kept = torch.empty(
-                        shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last
-                    )
+                    kept = _KeptActivations()
             moments.update(x, self.file_index[first:last])
             if kept is not None:
-                kept[first:last] = x
+                kept.append(first, x)
             if code is not None:
                 codes.append(code)
         self.statistics.append(moments.result())
@@ -182,7 +213,8 @@ def run_autoencoder(
         network: a CAE or RAE from :mod:`speechae.models` (RAE windows are independent).
         inputs: the scaled log-Mel windows.
         file_index: ``(n,)`` file number of each window (0-based, contiguous numbering).
-        chunk_size: windows per forward step (default: :func:`chunk_for` the device).
+        chunk_size: windows per forward step (default: per stage and device, see
+            :func:`chunk_for`).
         memory_budget: bytes of activations that may be kept between layers.
         keep_reconstruction: also return the decoded spectrograms.
         precision: ``"fp32"`` (exact, the default) or ``"bf16"``: convolutions and linear layers
@@ -191,7 +223,7 @@ def run_autoencoder(
     """
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    chunks = _ranges(len(inputs), chunk_size or chunk_for(file_index.device))
+    chunks = [_ranges(len(inputs), size) for size in _stage_chunks(network, file_index.device, chunk_size)]
     # cuDNN rounds convolution inputs to TF32 (10-bit mantissa) by default on Ampere and newer
     # GPUs (errors of 1e-3, a hundred times the parity tolerance), and even in float32 its kernels
     # sum in other orders than the CPU's: its LSTM moved the RAE's errors by 2e-4 relative over
@@ -213,19 +245,19 @@ def _run(
     network: nn.Module,
     inputs: WindowInputs,
     file_index: torch.Tensor,
-    chunks: list[tuple[int, int]],
+    chunks: list[list[tuple[int, int]]],
     memory_budget: int,
     keep_reconstruction: bool,
 ) -> NetworkOutput:
     norms = getattr(network, "norms", [])
     if not norms:
-        return _run_independent(network, inputs, chunks, keep_reconstruction)
+        return _run_independent(network, inputs, chunks[0], keep_reconstruction)
     run = _LayerwiseRun(network, inputs, file_index)
     for layer in range(len(norms)):
-        run.find_statistics(layer, chunks, memory_budget)
+        run.find_statistics(layer, chunks[layer], memory_budget)
     last_stage = len(norms)
     errors, reconstructions = [], []
-    for first, last in chunks:
+    for first, last in chunks[last_stage]:
         reconstruction, _ = run.advance(first, last, until=last_stage)
         errors.append(_reconstruction_error(inputs.get(first, last), reconstruction))
         if keep_reconstruction:

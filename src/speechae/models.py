@@ -63,15 +63,26 @@ class ChannelMoments:
     def update(self, x: torch.Tensor, file_index: torch.Tensor) -> None:
         """Add a chunk ``x`` ``(n, c, h, w)`` whose windows belong to the files in ``file_index``."""
         x = x.float()  # bfloat16 activations (fast mode) are summed in float32, then float64
-        per_window = x.shape[2] * x.shape[3]
-        counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * per_window
+        # Reducing one axis of an (n, pixels, c) or (n, c, pixels) view is ten times faster than
+        # reducing (h, w) of a channels-last tensor.
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            values, pixel_axis = x.permute(0, 2, 3, 1).flatten(1, 2), 1
+            shift_shape = (1, -1)
+        else:
+            values, pixel_axis = x.flatten(2), 2
+            shift_shape = (-1, 1)
+        counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64)
+        counts *= values.shape[pixel_axis]
         unseen = (self.count == 0) & (counts > 0)
         if unseen.any():
-            sums = torch.zeros_like(self.shift).index_add_(0, file_index, x.sum(dim=(2, 3)).double())
+            sums = values.sum(dim=pixel_axis).double()
+            sums = torch.zeros_like(self.shift).index_add_(0, file_index, sums)
             self.shift[unseen] = sums[unseen] / counts[unseen, None]
-        centred = x - self.shift.to(x.dtype)[file_index][:, :, None, None]
-        self.shifted_sum.index_add_(0, file_index, centred.sum(dim=(2, 3)).double())
-        self.shifted_squares.index_add_(0, file_index, centred.square().sum(dim=(2, 3)).double())
+        shift = self.shift.to(x.dtype)[file_index]
+        centred = values - shift.view(len(file_index), *shift_shape)
+        self.shifted_sum.index_add_(0, file_index, centred.sum(dim=pixel_axis).double())
+        centred.square_()
+        self.shifted_squares.index_add_(0, file_index, centred.sum(dim=pixel_axis).double())
         self.count += counts
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,8 +149,9 @@ def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torc
 
     Each output pixel of a 3x3 convolution over a nearest-upsampled image sees only a 2x2 patch of
     the original, so the four output phases are one convolution of ``x`` (four output channels per
-    channel) followed by a pixel shuffle. Equal up to float32 rounding (sums of taps are formed
-    first); for the decoder's last layer (one output channel) it is twice as fast.
+    channel, phase-major) followed by interleaving the phases. Equal up to float32 rounding (sums
+    of taps are formed first); faster where the output has few channels or the input is small.
+    The result is in channels-last layout.
 
     Example:
         >>> conv = nn.ConvTranspose2d(4, 1, kernel_size=3, padding=1, bias=False)
@@ -151,12 +163,16 @@ def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torc
     weight = conv.weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
     padding = tuple(k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True))
     placement, (top, bottom, left, right) = _phase_placement(conv.kernel_size, padding)
-    fused = torch.einsum("oiyx,abuvyx->oabiuv", weight, placement.to(weight))
+    fused = torch.einsum("oiyx,abuvyx->aboiuv", weight, placement.to(weight))
     fused = fused.reshape(-1, weight.shape[1], *placement.shape[2:4])
-    height, width = x.shape[2:]
+    n, _, height, width = x.shape
     low_height, low_width = height + padding[0] - 1, width + padding[1] - 1
     pads = (left, low_width - width + right, top, low_height - height + bottom)
-    return F.pixel_shuffle(F.conv2d(F.pad(x, pads), fused), 2)
+    phases = F.conv2d(F.pad(x, pads), fused.contiguous(memory_format=torch.channels_last))
+    channels = weight.shape[0]
+    pixels = phases.permute(0, 2, 3, 1).reshape(n, low_height, low_width, 2, 2, channels)
+    interleaved = pixels.transpose(2, 3).reshape(n, 2 * low_height, 2 * low_width, channels)
+    return interleaved.permute(0, 3, 1, 2)
 
 
 class ConvEncoder(nn.Module):
@@ -199,6 +215,11 @@ class ConvAutoencoder(nn.Module):
     """
 
     n_stages = 8
+    #: Windows per step for each stage on a CPU: small where a stage's intermediate tensors are
+    #: large (the first convolution's output is 1 MB per window), large where the bottleneck's
+    #: 7 MB weight matrices dominate, so each step's working set stays near the L2 cache.
+    #: Measured per stage with ``benchmarks/engine_micro.py --stages``.
+    cpu_chunks = (4, 8, 16, 32, 64, 16, 8, 16)
 
     def __init__(self, bottleneck: int = 256) -> None:
         super().__init__()
@@ -222,8 +243,8 @@ class ConvAutoencoder(nn.Module):
             return enc.pool(getattr(enc, f"conv{k + 1}")(x)), None
         if k == 4:
             code = enc.linear(x.flatten(1))
-            expanded = dec.linear(code).view(-1, 128, 8, 7)
-            return dec.conv1(F.interpolate(expanded, scale_factor=2)), code
+            expanded = dec.linear(code).view(-1, 128, 8, 7).contiguous(memory_format=torch.channels_last)
+            return upsampled_transposed_conv(expanded, dec.conv1), code
         if k < 7:
             return getattr(dec, f"conv{k - 3}")(F.interpolate(x, scale_factor=2)), None
         return torch.sigmoid(upsampled_transposed_conv(x, dec.conv4))[:, :, :, :-2], None
