@@ -11,6 +11,7 @@ from speechae.models import (
     RecurrentAutoencoder,
     architecture_from_state_dict,
     build_autoencoder,
+    upsampled_transposed_conv,
 )
 
 DISVOICE_CAE_KEYS = {
@@ -111,3 +112,23 @@ def test_rae_windows_are_independent(small_rae):
     _, code = small_rae(x)
     _, alone = small_rae(x[2:3])
     torch.testing.assert_close(code[2:3], alone, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("channels", "size", "padding"),
+    [((128, 64), (8, 7), (1, 0)), ((64, 32), (16, 16), 1), ((16, 1), (64, 64), 1), ((3, 5), (5, 4), 0)],
+)
+def test_phase_split_equals_transposed_conv_of_upsampled_input(channels, size, padding):
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(*channels, kernel_size=3, padding=padding, bias=False).double()
+    x = torch.randn(3, channels[0], *size, dtype=torch.float64, requires_grad=True)
+    expected = conv(F.interpolate(x, scale_factor=2))
+    got = upsampled_transposed_conv(x, conv)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    # training back-propagates through it: gradients agree too
+    weights = torch.randn_like(expected)
+    (expected_input, expected_weight) = torch.autograd.grad((expected * weights).sum(), (x, conv.weight))
+    (got_input, got_weight) = torch.autograd.grad((got * weights).sum(), (x, conv.weight))
+    torch.testing.assert_close(got_input, expected_input, rtol=0, atol=1e-11)
+    torch.testing.assert_close(got_weight, expected_weight, rtol=0, atol=1e-10)

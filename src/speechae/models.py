@@ -125,54 +125,60 @@ class FileBatchNorm2d(nn.BatchNorm2d):
         return torch.addcmul(shift, x, scale)
 
 
-def _phase_placement(
-    kernel: tuple[int, int], padding: tuple[int, int]
-) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Where the taps of a stride-1 convolution over a 2x nearest-upsampled input land.
+def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
+    """Where the taps of a stride-1 convolution over a 2x nearest-upsampled axis land.
 
-    The convolution is computed on the original input instead, one output channel per phase.
-    Returns ``(placement, (top, bottom, left, right))``: a 0/1 tensor
-    ``(2, 2, kh', kw', kh, kw)`` and the padding the original input needs.
+    Output sample ``2j + a`` (phase ``a``) reads original samples ``j + offsets[a] + u`` for
+    ``u < span``. Returns ``offsets`` and a 0/1 tensor ``(2, span, kernel)`` mapping each tap to
+    its ``u``.
     """
-    rows = {(a, d): (a + d - padding[0]) // 2 for a in (0, 1) for d in range(kernel[0])}
-    cols = {(b, d): (b + d - padding[1]) // 2 for b in (0, 1) for d in range(kernel[1])}
-    top, left = min(rows.values()), min(cols.values())
-    placement = torch.zeros(2, 2, max(rows.values()) - top + 1, max(cols.values()) - left + 1, *kernel)
-    for (a, dy), row in rows.items():
-        for (b, dx), col in cols.items():
-            placement[a, b, row - top, col - left, dy, dx] = 1.0
-    return placement, (-top, max(rows.values()), -left, max(cols.values()))
+    positions = [[(a + d - padding) // 2 for d in range(kernel)] for a in (0, 1)]
+    offsets = [min(row) for row in positions]
+    span = max(max(row) - low + 1 for row, low in zip(positions, offsets, strict=True))
+    placement = torch.zeros(2, span, kernel)
+    for a, row in enumerate(positions):
+        for d, position in enumerate(row):
+            placement[a, position - offsets[a], d] = 1.0
+    return offsets, placement
 
 
 def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
     """``conv(interpolate(x, scale_factor=2))`` without building the upsampled tensor.
 
-    Each output pixel of a 3x3 convolution over a nearest-upsampled image sees only a 2x2 patch of
-    the original, so the four output phases are one convolution of ``x`` (four output channels per
-    channel, phase-major) followed by interleaving the phases. Equal up to float32 rounding (sums
-    of taps are formed first); faster where the output has few channels or the input is small.
-    The result is in channels-last layout.
+    Over a nearest-upsampled image, each of the four output phases (even/odd row and column) of
+    a 3x3 convolution is a 2x2 convolution of the original image with summed taps: 16 instead of
+    36 multiplications per input pixel and channel pair. The four phases run as one convolution
+    (phase-major output channels) and are then interleaved. Equal up to float32 rounding (sums of
+    taps are formed first). The result is in channels-last layout.
 
     Example:
-        >>> conv = nn.ConvTranspose2d(4, 1, kernel_size=3, padding=1, bias=False)
+        >>> conv = nn.ConvTranspose2d(4, 3, kernel_size=3, padding=(1, 0), bias=False)
         >>> x = torch.randn(2, 4, 6, 5)
         >>> expected = conv(F.interpolate(x, scale_factor=2))
         >>> torch.allclose(upsampled_transposed_conv(x, conv), expected, atol=1e-5)
         True
     """
     weight = conv.weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
-    padding = tuple(k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True))
-    placement, (top, bottom, left, right) = _phase_placement(conv.kernel_size, padding)
-    fused = torch.einsum("oiyx,abuvyx->aboiuv", weight, placement.to(weight))
-    fused = fused.reshape(-1, weight.shape[1], *placement.shape[2:4])
+    pad_rows, pad_cols = (k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True))
+    row_offsets, row_taps = _phase_taps(weight.shape[2], pad_rows)
+    col_offsets, col_taps = _phase_taps(weight.shape[3], pad_cols)
+    fused = torch.einsum("oiyx,auy,bvx->aboiuv", weight, row_taps.to(weight), col_taps.to(weight))
+    fused = fused.reshape(-1, *fused.shape[3:]).contiguous(memory_format=torch.channels_last)
     n, _, height, width = x.shape
-    low_height, low_width = height + padding[0] - 1, width + padding[1] - 1
-    pads = (left, low_width - width + right, top, low_height - height + bottom)
-    phases = F.conv2d(F.pad(x, pads), fused.contiguous(memory_format=torch.channels_last))
-    channels = weight.shape[0]
-    pixels = phases.permute(0, 2, 3, 1).reshape(n, low_height, low_width, 2, 2, channels)
-    interleaved = pixels.transpose(2, 3).reshape(n, 2 * low_height, 2 * low_width, channels)
-    return interleaved.permute(0, 3, 1, 2)
+    phase_rows = height + pad_rows - (weight.shape[2] - 1) // 2  # output rows of each phase
+    phase_cols = width + pad_cols - (weight.shape[3] - 1) // 2
+    top, left = -min(row_offsets), -min(col_offsets)
+    # pad so that every phase's 2x2 taps stay inside the padded image
+    bottom = phase_rows + max(row_offsets) + row_taps.shape[1] - 1 - height
+    right = phase_cols + max(col_offsets) + col_taps.shape[1] - 1 - width
+    phases = F.conv2d(F.pad(x, (left, right, top, bottom)), fused)
+    phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, -1))  # (n, rows, cols, a, b, channels)
+    out = phases.new_empty(n, phase_rows, 2, phase_cols, 2, weight.shape[0])
+    for a, row in enumerate(row_offsets):
+        for b, col in enumerate(col_offsets):
+            rows, cols = slice(row + top, row + top + phase_rows), slice(col + left, col + left + phase_cols)
+            out[:, :, a, :, b] = phases[:, rows, cols, a, b]
+    return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
 
 
 class ConvEncoder(nn.Module):
@@ -246,7 +252,7 @@ class ConvAutoencoder(nn.Module):
             expanded = dec.linear(code).view(-1, 128, 8, 7).contiguous(memory_format=torch.channels_last)
             return upsampled_transposed_conv(expanded, dec.conv1), code
         if k < 7:
-            return getattr(dec, f"conv{k - 3}")(F.interpolate(x, scale_factor=2)), None
+            return upsampled_transposed_conv(x, getattr(dec, f"conv{k - 3}")), None
         return torch.sigmoid(upsampled_transposed_conv(x, dec.conv4))[:, :, :, :-2], None
 
     def forward(
