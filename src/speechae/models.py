@@ -125,6 +125,22 @@ class FileBatchNorm2d(nn.BatchNorm2d):
         return torch.addcmul(shift, x, scale)
 
 
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2)``, bit for bit, without computing the indices of the maxima.
+
+    Two elementwise maxima over strided views; 2-3x faster than PyTorch's CPU pooling, which
+    always finds the indices.
+
+    Example:
+        >>> x = torch.randn(2, 3, 7, 6)
+        >>> torch.equal(max_pool_2x2(x), F.max_pool2d(x, 2))
+        True
+    """
+    height, width = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+    rows = torch.maximum(x[:, :, 0:height:2, :width], x[:, :, 1:height:2, :width])
+    return torch.maximum(rows[:, :, :, 0::2], rows[:, :, :, 1::2])
+
+
 def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
     """Where the taps of a stride-1 convolution over a 2x nearest-upsampled axis land.
 
@@ -191,7 +207,6 @@ class ConvEncoder(nn.Module):
             conv = nn.Conv2d(widths[k - 1], widths[k], kernel_size=3, padding=1, bias=False)
             self.add_module(f"conv{k}", conv)
             self.add_module(f"bn{k}", FileBatchNorm2d(widths[k]))
-        self.pool = nn.MaxPool2d((2, 2))
         self.linear = nn.Linear(128 * 8 * 7, bottleneck)
 
 
@@ -243,10 +258,10 @@ class ConvAutoencoder(nn.Module):
         """Run stage ``k`` on ``x``; returns ``(output, bottleneck or None)``."""
         enc, dec = self.encoder, self.decoder
         if k == 0:
-            return enc.pool(enc.conv1(x)), None
+            return max_pool_2x2(enc.conv1(x)), None
         x = F.leaky_relu(x)
         if k < 4:
-            return enc.pool(getattr(enc, f"conv{k + 1}")(x)), None
+            return max_pool_2x2(getattr(enc, f"conv{k + 1}")(x)), None
         if k == 4:
             code = enc.linear(x.flatten(1))
             expanded = dec.linear(code).view(-1, 128, 8, 7).contiguous(memory_format=torch.channels_last)
