@@ -238,8 +238,13 @@ class TableWriter:
 
         if not self._buffer:
             return
-        frame = pd.concat(self._buffer).astype(self.dtype).reset_index()
-        self._parquet.write_table(pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False))
+        frame = pd.concat(self._buffer)
+        index = frame.index.to_frame(index=False)
+        values = np.asfortranarray(frame.to_numpy(dtype=self.dtype))  # contiguous columns
+        columns = [index[name].to_numpy() for name in self.index_names]
+        columns += list(values.T)
+        # from_arrays instead of from_pandas: 1536 columns convert ten times faster
+        self._parquet.write_table(pa.Table.from_arrays(columns, schema=self._schema))
         self._buffer = []
 
     def close(self) -> None:
