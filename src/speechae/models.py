@@ -255,11 +255,14 @@ class ConvAutoencoder(nn.Module):
         return [enc.bn1, enc.bn2, enc.bn3, enc.bn4, dec.bn1, dec.bn2, dec.bn3]
 
     def stage(self, k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Run stage ``k`` on ``x``; returns ``(output, bottleneck or None)``."""
+        """Run stage ``k``; returns ``(output, bottleneck or None)``.
+
+        For ``k >= 1``, ``x`` is a norm's output and is overwritten (activation in place).
+        """
         enc, dec = self.encoder, self.decoder
         if k == 0:
             return max_pool_2x2(enc.conv1(x)), None
-        x = F.leaky_relu(x)
+        x = F.leaky_relu(x, inplace=True)
         if k < 4:
             return max_pool_2x2(getattr(enc, f"conv{k + 1}")(x)), None
         if k == 4:
