@@ -159,7 +159,7 @@ def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
 
 
 def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """``conv(interpolate(x, scale_factor=2))`` without building the upsampled tensor.
+    """``conv(interpolate(x, scale_factor=2))`` for a 3x3 ``conv``, without upsampling ``x``.
 
     Over a nearest-upsampled image, each of the four output phases (even/odd row and column) of
     a 3x3 convolution is a 2x2 convolution of the original image with summed taps: 16 instead of
@@ -183,11 +183,9 @@ def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torc
     n, _, height, width = x.shape
     phase_rows = height + pad_rows - (weight.shape[2] - 1) // 2  # output rows of each phase
     phase_cols = width + pad_cols - (weight.shape[3] - 1) // 2
+    # with 3x3 kernels the 2x2 taps of every phase need the same padding on both sides
     top, left = -min(row_offsets), -min(col_offsets)
-    # pad so that every phase's 2x2 taps stay inside the padded image
-    bottom = phase_rows + max(row_offsets) + row_taps.shape[1] - 1 - height
-    right = phase_cols + max(col_offsets) + col_taps.shape[1] - 1 - width
-    phases = F.conv2d(F.pad(x, (left, right, top, bottom)), fused)
+    phases = F.conv2d(x, fused, padding=(top, left))
     phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, -1))  # (n, rows, cols, a, b, channels)
     out = phases.new_empty(n, phase_rows, 2, phase_cols, 2, weight.shape[0])
     for a, row in enumerate(row_offsets):
