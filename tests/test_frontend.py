@@ -74,6 +74,14 @@ def test_band_groups_hold_every_nonzero_weight():
     assert sum(bins.stop - bins.start for _, bins in band_groups(bank)) < 300  # vs 8 x 257 dense
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_condition_signal_leaves_its_input_alone(dtype):
+    x = (np.random.default_rng(0).standard_normal(16000) * 1000).astype(dtype)
+    before = x.copy()
+    condition_signal(x, 16000)
+    np.testing.assert_array_equal(x, before)
+
+
 def test_float32_stays_float32_and_integers_become_float64():
     x = np.random.default_rng(0).standard_normal(16000)
     assert condition_signal(x.astype(np.float32), 16000).dtype == np.float32

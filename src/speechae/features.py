@@ -193,15 +193,14 @@ def prepare_recording(
     starts = window_starts(len(windows), config=config)
     bytes_per_window = 4 * config.n_mels * config.n_frames
     in_memory = len(windows) * bytes_per_window <= memory_budget
-    scaled, valid = [], []
+    scaled, kept = [], np.zeros(len(windows), dtype=bool)
     with torch.inference_mode():
         for first in range(0, len(windows), FRONTEND_CHUNK):
             chunk = torch.from_numpy(np.array(windows[first : first + FRONTEND_CHUNK]))
             mel, usable = frontend(chunk.to(device))
-            valid.append(usable.cpu())
+            kept[first : first + len(usable)] = usable.cpu().numpy()
             if in_memory:
                 scaled.append(mel[usable])
-    kept = torch.cat(valid).numpy() if valid else np.zeros(0, dtype=bool)
     if in_memory:
         inputs = TensorInputs(torch.cat(scaled))
     else:

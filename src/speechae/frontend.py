@@ -112,7 +112,8 @@ def condition_signal(
         >>> x.shape, float(abs(x).max())
         ((16000,), 1.0)
     """
-    samples = _working_precision(np.asarray(signal))
+    given = np.asarray(signal)
+    samples = _working_precision(given)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
     if not np.isfinite(samples).all():
@@ -124,13 +125,18 @@ def condition_signal(
         samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
-    samples = samples - samples.mean()
-    peak = np.abs(samples).max()
+    # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
+    if np.may_share_memory(samples, given):
+        samples = samples - samples.mean()
+    else:
+        samples -= samples.mean()
+    peak = max(samples.max(), -samples.min())
     if peak == 0:
         raise SilentAudioError(
             "the recording is silent (all samples are equal), so it cannot be peak-normalised"
         )
-    return samples / peak
+    samples /= peak
+    return samples
 
 
 def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:

@@ -125,11 +125,11 @@ class FileBatchNorm2d(nn.BatchNorm2d):
         return torch.addcmul(shift, x, scale)
 
 
-def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+def max_pool_2x2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``F.max_pool2d(x, 2)``, bit for bit, without computing the indices of the maxima.
 
     Two elementwise maxima over strided views; 2-3x faster than PyTorch's CPU pooling, which
-    always finds the indices.
+    always finds the indices. ``out`` (optional) receives the result.
 
     Example:
         >>> x = torch.randn(2, 3, 7, 6)
@@ -138,7 +138,7 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """
     height, width = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
     rows = torch.maximum(x[:, :, 0:height:2, :width], x[:, :, 1:height:2, :width])
-    return torch.maximum(rows[:, :, :, 0::2], rows[:, :, :, 1::2])
+    return torch.maximum(rows[:, :, :, 0::2], rows[:, :, :, 1::2], out=out)
 
 
 def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
@@ -158,14 +158,17 @@ def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
     return offsets, placement
 
 
-def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+def upsampled_transposed_conv(
+    x: torch.Tensor, conv: nn.ConvTranspose2d, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """``conv(interpolate(x, scale_factor=2))`` for a 3x3 ``conv``, without upsampling ``x``.
 
     Over a nearest-upsampled image, each of the four output phases (even/odd row and column) of
     a 3x3 convolution is a 2x2 convolution of the original image with summed taps: 16 instead of
     36 multiplications per input pixel and channel pair. The four phases run as one convolution
     (phase-major output channels) and are then interleaved. Equal up to float32 rounding (sums of
-    taps are formed first). The result is in channels-last layout.
+    taps are formed first). The result is in channels-last layout; ``out`` (optional, channels-last
+    and dense) receives it.
 
     Example:
         >>> conv = nn.ConvTranspose2d(4, 3, kernel_size=3, padding=(1, 0), bias=False)
@@ -187,12 +190,13 @@ def upsampled_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torc
     top, left = -min(row_offsets), -min(col_offsets)
     phases = F.conv2d(x, fused, padding=(top, left))
     phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, -1))  # (n, rows, cols, a, b, channels)
-    out = phases.new_empty(n, phase_rows, 2, phase_cols, 2, weight.shape[0])
+    shape = (n, phase_rows, 2, phase_cols, 2, weight.shape[0])
+    pixels = phases.new_empty(shape) if out is None else out.permute(0, 2, 3, 1).view(shape)
     for a, row in enumerate(row_offsets):
         for b, col in enumerate(col_offsets):
             rows, cols = slice(row + top, row + top + phase_rows), slice(col + left, col + left + phase_cols)
-            out[:, :, a, :, b] = phases[:, rows, cols, a, b]
-    return out.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
+            pixels[:, :, a, :, b] = phases[:, rows, cols, a, b]
+    return pixels.flatten(1, 2).flatten(2, 3).permute(0, 3, 1, 2)
 
 
 class ConvEncoder(nn.Module):
@@ -252,23 +256,26 @@ class ConvAutoencoder(nn.Module):
         enc, dec = self.encoder, self.decoder
         return [enc.bn1, enc.bn2, enc.bn3, enc.bn4, dec.bn1, dec.bn2, dec.bn3]
 
-    def stage(self, k: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def stage(
+        self, k: int, x: torch.Tensor, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Run stage ``k``; returns ``(output, bottleneck or None)``.
 
         For ``k >= 1``, ``x`` is a norm's output and is overwritten (activation in place).
+        Stages 0-6 write their output into ``out`` when given (a dense channels-last tensor).
         """
         enc, dec = self.encoder, self.decoder
         if k == 0:
-            return max_pool_2x2(enc.conv1(x)), None
+            return max_pool_2x2(enc.conv1(x), out), None
         x = F.leaky_relu(x, inplace=True)
         if k < 4:
-            return max_pool_2x2(getattr(enc, f"conv{k + 1}")(x)), None
+            return max_pool_2x2(getattr(enc, f"conv{k + 1}")(x), out), None
         if k == 4:
             code = enc.linear(x.flatten(1))
             expanded = dec.linear(code).view(-1, 128, 8, 7).contiguous(memory_format=torch.channels_last)
-            return upsampled_transposed_conv(expanded, dec.conv1), code
+            return upsampled_transposed_conv(expanded, dec.conv1, out), code
         if k < 7:
-            return upsampled_transposed_conv(x, getattr(dec, f"conv{k - 3}")), None
+            return upsampled_transposed_conv(x, getattr(dec, f"conv{k - 3}"), out), None
         return torch.sigmoid(upsampled_transposed_conv(x, dec.conv4))[:, :, :, :-2], None
 
     def forward(
