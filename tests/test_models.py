@@ -132,3 +132,12 @@ def test_phase_split_equals_transposed_conv_of_upsampled_input(channels, size, p
     (got_input, got_weight) = torch.autograd.grad((got * weights).sum(), (x, conv.weight))
     torch.testing.assert_close(got_input, expected_input, rtol=0, atol=1e-11)
     torch.testing.assert_close(got_weight, expected_weight, rtol=0, atol=1e-10)
+
+
+def test_phase_split_follows_weights_changed_in_place():
+    conv = torch.nn.ConvTranspose2d(4, 2, kernel_size=3, padding=1, bias=False).requires_grad_(False)
+    x = torch.randn(1, 4, 5, 5)
+    before = upsampled_transposed_conv(x, conv)  # caches the phase kernels
+    with torch.no_grad():
+        conv.weight.mul_(2.0)
+    torch.testing.assert_close(upsampled_transposed_conv(x, conv), 2 * before)

@@ -158,6 +158,30 @@ def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
     return offsets, placement
 
 
+def _phase_weights(conv: nn.ConvTranspose2d) -> tuple[torch.Tensor, list[int], list[int]]:
+    """The four phases' 2x2 kernels as one conv2d weight ``(4 * out, in, 2, 2)`` and the offsets.
+
+    Cached on ``conv`` while its weight needs no gradient (inference); training recomputes them
+    so gradients reach the weight.
+    """
+    weight = conv.weight
+    key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+    cached = getattr(conv, "_phase_weights", None)
+    training = torch.is_grad_enabled() and weight.requires_grad
+    if cached is not None and cached[0] == key and not training:
+        return cached[1]
+    weight = weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
+    pads = [k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True)]
+    row_offsets, row_taps = _phase_taps(weight.shape[2], pads[0])
+    col_offsets, col_taps = _phase_taps(weight.shape[3], pads[1])
+    fused = torch.einsum("oiyx,auy,bvx->aboiuv", weight, row_taps.to(weight), col_taps.to(weight))
+    fused = fused.reshape(-1, *fused.shape[3:]).contiguous(memory_format=torch.channels_last)
+    result = (fused, row_offsets, col_offsets)
+    if not training:
+        conv._phase_weights = (key, result)
+    return result
+
+
 def upsampled_transposed_conv(
     x: torch.Tensor, conv: nn.ConvTranspose2d, out: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -177,20 +201,16 @@ def upsampled_transposed_conv(
         >>> torch.allclose(upsampled_transposed_conv(x, conv), expected, atol=1e-5)
         True
     """
-    weight = conv.weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
+    fused, row_offsets, col_offsets = _phase_weights(conv)
     pad_rows, pad_cols = (k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True))
-    row_offsets, row_taps = _phase_taps(weight.shape[2], pad_rows)
-    col_offsets, col_taps = _phase_taps(weight.shape[3], pad_cols)
-    fused = torch.einsum("oiyx,auy,bvx->aboiuv", weight, row_taps.to(weight), col_taps.to(weight))
-    fused = fused.reshape(-1, *fused.shape[3:]).contiguous(memory_format=torch.channels_last)
     n, _, height, width = x.shape
-    phase_rows = height + pad_rows - (weight.shape[2] - 1) // 2  # output rows of each phase
-    phase_cols = width + pad_cols - (weight.shape[3] - 1) // 2
+    phase_rows = height + pad_rows - (conv.kernel_size[0] - 1) // 2  # output rows of each phase
+    phase_cols = width + pad_cols - (conv.kernel_size[1] - 1) // 2
     # with 3x3 kernels the 2x2 taps of every phase need the same padding on both sides
     top, left = -min(row_offsets), -min(col_offsets)
     phases = F.conv2d(x, fused, padding=(top, left))
     phases = phases.permute(0, 2, 3, 1).unflatten(3, (2, 2, -1))  # (n, rows, cols, a, b, channels)
-    shape = (n, phase_rows, 2, phase_cols, 2, weight.shape[0])
+    shape = (n, phase_rows, 2, phase_cols, 2, conv.out_channels)
     pixels = phases.new_empty(shape) if out is None else out.permute(0, 2, 3, 1).view(shape)
     for a, row in enumerate(row_offsets):
         for b, col in enumerate(col_offsets):
