@@ -261,8 +261,8 @@ class ConvAutoencoder(nn.Module):
     #: Windows per step for each stage on a CPU: small where a stage's intermediate tensors are
     #: large (the first convolution's output is 1 MB per window), large where the bottleneck's
     #: 7 MB weight matrices dominate, so each step's working set stays near the L2 cache.
-    #: Measured per stage with ``benchmarks/engine_micro.py --stages``.
-    cpu_chunks = (4, 8, 16, 32, 64, 16, 8, 16)
+    #: Measured with ``benchmarks/engine_micro.py --stages``, then on the whole network.
+    cpu_chunks = (8, 8, 16, 32, 64, 16, 16, 16)
 
     def __init__(self, bottleneck: int = 256) -> None:
         super().__init__()
