@@ -12,7 +12,7 @@ start-up and are measured the same way (extraction wall time after the model is 
 RSS of the process). Both use torch's default thread count (the machine's cores).
 
 usage:
-    python benchmarks/compare_disvoice.py [--cases corpus,long,cli] [--repeat 1] [--json out.json]
+    python benchmarks/compare_disvoice.py [--cases corpus,long,cli] [--repeat N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,76 +102,63 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cases", default="corpus,long,cli")
+    parser.add_argument("--repeat", type=int, default=1, help="run every comparison this many times")
     parser.add_argument("--json", default=None, help="also write all measurements to this file")
     args = parser.parse_args()
-    cases = args.cases.split(",")
     results = []
     with tempfile.TemporaryDirectory(prefix="speechae-bench-") as tmp:
-        tmp = Path(tmp)
-        if "corpus" in cases:
-            folder = corpus_folder(tmp / "corpus")
-            for model in ("CAE", "RAE"):
-                reference = disvoice(model, Path(str(folder) + "/"), tmp)
-                for jobs in ("1", "2"):
-                    mine = ours(model, folder, "--jobs", jobs)
-                    results.append(
-                        {
-                            "case": f"corpus {model} static (--jobs {jobs})",
-                            "disvoice": reference,
-                            "speechae": mine,
-                        }
-                    )
-        if "long" in cases:
-            path = long_file(tmp / "ten_minutes.wav")
-            mine = ours("CAE", path)
-            reference = disvoice("CAE", path, tmp)
-            results.append({"case": "10-minute file CAE static", "disvoice": reference, "speechae": mine})
-        if "cli" in cases:
-            short = SHARED / "corpus" / "disvoice_001_a1_PCGITA.wav"
-            ours_s = min(
-                whole_process(
-                    [
-                        sys.executable,
-                        "-m",
-                        "speechae",
-                        "extract",
-                        str(short),
-                        "-o",
-                        str(tmp / f"o{k}.csv"),
-                        "-q",
-                    ]
-                )
-                for k in range(3)
-            )
-            dv = [
-                str(DISVOICE / "venv" / "bin" / "python"),
-                str(TOOL / "disvoice_ref.py"),
-                "time",
-                "--model",
-                "CAE",
-                str(short),
-            ]
-            disvoice_s = min(whole_process(dv) for _ in range(3))
-            results.append(
-                {
-                    "case": "2 s file, whole CLI process (best of 3)",
-                    "disvoice": {"extract_s": disvoice_s, "audio_s": 2.009},
-                    "speechae": {"extract_s": ours_s, "audio_s": 2.009},
-                }
-            )
+        for run in range(1, args.repeat + 1):
+            for row in compare(args.cases.split(","), Path(tmp)):
+                results.append({**row, "run": run})
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def compare(cases: list[str], tmp: Path) -> list[dict]:
+    """One side-by-side measurement of each case."""
+    results = []
+    if "corpus" in cases:
+        folder = corpus_folder(tmp / "corpus")
+        for model in ("CAE", "RAE"):
+            reference = disvoice(model, Path(str(folder) + "/"), tmp)
+            for jobs in ("1", "2"):
+                mine = ours(model, folder, "--jobs", jobs)
+                case = f"corpus {model} static (--jobs {jobs})"
+                results.append({"case": case, "disvoice": reference, "speechae": mine})
+    if "long" in cases:
+        path = long_file(tmp / "ten_minutes.wav")
+        mine = ours("CAE", path)
+        reference = disvoice("CAE", path, tmp)
+        results.append({"case": "10-minute file CAE static", "disvoice": reference, "speechae": mine})
+    if "cli" in cases:
+        short = SHARED / "corpus" / "disvoice_001_a1_PCGITA.wav"
+        command = [sys.executable, "-m", "speechae", "extract", str(short), "-q", "-o"]
+        ours_s = min(whole_process([*command, str(tmp / f"o{k}.csv")]) for k in range(3))
+        reference = [str(DISVOICE / "venv" / "bin" / "python"), str(TOOL / "disvoice_ref.py")]
+        disvoice_s = min(whole_process([*reference, "time", "--model", "CAE", str(short)]) for _ in range(3))
+        results.append(
+            {
+                "case": "2 s file, whole CLI process (best of 3)",
+                "disvoice": {"extract_s": disvoice_s, "audio_s": 2.009},
+                "speechae": {"extract_s": ours_s, "audio_s": 2.009},
+            }
+        )
+    return results
+
+
+def report(results: list[dict]) -> None:
     print(
-        f"{'case':46s} {'audio s':>8s} {'DisVoice s':>11s} {'speechae s':>11s} {'ratio':>7s} "
+        f"{'run':>3s} {'case':46s} {'audio s':>8s} {'DisVoice s':>11s} {'speechae s':>11s} {'ratio':>7s} "
         f"{'DV RSS MB':>10s} {'our RSS MB':>10s}"
     )
     for row in results:
         dv, me = row["disvoice"], row["speechae"]
         print(
-            f"{row['case']:46s} {me['audio_s']:8.1f} {dv['extract_s']:11.2f} {me['extract_s']:11.2f} "
-            f"{dv['extract_s'] / me['extract_s']:6.1f}x {dv.get('peak_rss_mb', float('nan')):10.0f} "
-            f"{me.get('peak_rss_mb', float('nan')):10.0f}"
+            f"{row['run']:3d} {row['case']:46s} {me['audio_s']:8.1f} {dv['extract_s']:11.2f} "
+            f"{me['extract_s']:11.2f} {dv['extract_s'] / me['extract_s']:6.1f}x "
+            f"{dv.get('peak_rss_mb', float('nan')):10.0f} {me.get('peak_rss_mb', float('nan')):10.0f}"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
