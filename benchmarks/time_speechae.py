@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="CAE", choices=["CAE", "RAE"])
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--level", default="static", choices=["static", "dynamic"])
     parser.add_argument("target")
     args = parser.parse_args()
@@ -36,7 +37,9 @@ def main() -> None:
     from speechae.corpus import extract_corpus
     from speechae.inputs import collect_items
 
-    extractor = Extractor(f"{args.model.lower()}-256", level=args.level, device=args.device)
+    extractor = Extractor(
+        f"{args.model.lower()}-256", level=args.level, device=args.device, precision=args.precision
+    )
     loaded = time.perf_counter()
     target = Path(args.target)
     if target.is_dir():
@@ -55,6 +58,7 @@ def main() -> None:
                 "target": str(target),
                 "model": args.model,
                 "jobs": args.jobs,
+                "precision": args.precision,
                 "audio_s": round(audio_s, 3),
                 "load_s": round(loaded - started, 3),
                 "extract_s": round(done - loaded, 3),
