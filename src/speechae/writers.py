@@ -243,7 +243,7 @@ class TableWriter:
         values = np.asfortranarray(frame.to_numpy(dtype=self.dtype))  # contiguous columns
         columns = [index[name].to_numpy() for name in self.index_names]
         columns += list(values.T)
-        # from_arrays instead of from_pandas: 1536 columns convert ten times faster
+        # from_arrays instead of from_pandas: twice as fast with 1536 columns
         self._parquet.write_table(pa.Table.from_arrays(columns, schema=self._schema))
         self._buffer = []
 
