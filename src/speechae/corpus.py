@@ -48,10 +48,10 @@ from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
 from speechae.features import (
     FileFeatures,
     dynamic_feature_names,
-    prepare_recording,
     static_feature_names,
+    transform_conditioned,
 )
-from speechae.frontend import FrontEndConfig, LogMelFrontEnd, window_count
+from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, window_count
 from speechae.inputs import Item, item_order
 from speechae.progress import Progress, clock
 from speechae.store import FeatureStore, entry_key, store_path
@@ -191,16 +191,49 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _prepare(item: Item, config: FrontEndConfig) -> tuple[str, object]:
-    """Worker task: decode, resample and transform one item (never raises)."""
+def _decode(item: Item, config: FrontEndConfig) -> tuple[str, object]:
+    """Read and condition one item (never raises): ``("ok", (conditioned, duration))``."""
     try:
-        frontend = _WORKER_FRONTENDS.setdefault(config, LogMelFrontEnd(config))
         signal, rate = read_audio(item.path, start=item.start, end=item.end)
-        prepared = prepare_recording(signal, rate, frontend, memory_budget=sys.maxsize)
-        mel = prepared.inputs.get(0, len(prepared.inputs)).numpy()
-        return "ok", (mel, prepared.starts, prepared.dropped, prepared.duration)
+        return "ok", (condition_signal(signal, rate, config=config), len(signal) / rate)
     except Exception as error:  # a corpus run never dies on one file
         return "failed", _describe(item, error)
+
+
+def _transform(item: Item, decoded: tuple[str, object], frontend: LogMelFrontEnd) -> tuple[str, object]:
+    """Spectrograms of a decoded item (never raises): ``("ok", (mel, starts, dropped, duration))``."""
+    if decoded[0] != "ok":
+        return decoded
+    try:
+        conditioned, duration = decoded[1]
+        prepared = transform_conditioned(conditioned, duration, frontend, memory_budget=sys.maxsize)
+        mel = prepared.inputs.get(0, len(prepared.inputs)).numpy()
+        return "ok", (mel, prepared.starts, prepared.dropped, prepared.duration)
+    except Exception as error:
+        return "failed", _describe(item, error)
+
+
+def _prepare(item: Item, config: FrontEndConfig) -> tuple[str, object]:
+    """Worker task: decode, resample and transform one item (never raises)."""
+    frontend = _WORKER_FRONTENDS.setdefault(config, LogMelFrontEnd(config))
+    return _transform(item, _decode(item, config), frontend)
+
+
+def _prepare_here(
+    entries: list[_Planned], frontend: LogMelFrontEnd, long_file_windows: int, threads: futures.Executor
+) -> list:
+    """``_prepare`` for a batch of items, in this process.
+
+    Two items are decoded and resampled at a time in threads (libsndfile, numpy and scipy.fft
+    release the GIL, and nothing else runs meanwhile); their spectrograms are then computed one
+    after another in this thread, so torch never runs in two threads at once.
+    """
+    short = [entry for entry in entries if entry.windows <= long_file_windows]
+    decoded = iter(list(threads.map(lambda entry: _decode(entry.item, frontend.config), short)))
+    return [
+        None if entry.windows > long_file_windows else _transform(entry.item, next(decoded), frontend)
+        for entry in entries
+    ]
 
 
 class _InlineExecutor(futures.Executor):
@@ -384,7 +417,9 @@ def run_items(
     if executor is not None and type(executor).__module__.split(".")[0] == "distributed":
         executor = getattr(executor, "get_executor", lambda: executor)()  # a Client works too
         network_in_workers = True  # cluster workers return features, never spectrograms
-    pool = executor or _pool(jobs)
+    in_process = executor is None and jobs <= 1 and not network_in_workers
+    pool = None if in_process else executor or _pool(jobs)
+    decoders = futures.ThreadPoolExecutor(2) if in_process else None
     options = (chunk_size, memory_budget, long_file_windows)
 
     def outcome(entry: _Planned) -> ItemResult | None:
@@ -407,6 +442,8 @@ def run_items(
                 todo,
                 pool.submit(_compute_batch, extractor.spec(), todo, *options) if todo else None,
             )
+        if in_process:
+            return known, todo, None  # prepared when collected, while nothing else runs
         handles = [
             None if entry.windows > long_file_windows else pool.submit(_prepare, entry.item, config)
             for entry in todo
@@ -418,7 +455,10 @@ def run_items(
             return known
         if network_in_workers:
             return known + handle.result()
-        prepared = [None if h is None else h.result() for h in handle]
+        if in_process:
+            prepared = _prepare_here(todo, extractor.frontend, long_file_windows, decoders)
+        else:
+            prepared = [None if h is None else h.result() for h in handle]
         return known + _compute(extractor, todo, prepared, *options)
 
     ahead = max(jobs, 2)
@@ -437,8 +477,9 @@ def run_items(
                     progress.advance(result)
                 yield result
     finally:
-        if executor is None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for own in (decoders, None if executor else pool):
+            if own is not None:
+                own.shutdown(wait=False, cancel_futures=True)
 
 
 def _in_batch_order(results: list[ItemResult], batch: list[int]) -> list[ItemResult]:

@@ -45,6 +45,7 @@ __all__ = [
     "prepare_recording",
     "static_feature_names",
     "static_features",
+    "transform_conditioned",
 ]
 
 STATISTICS = ("mean", "std", "skewness", "kurtosis")
@@ -187,8 +188,21 @@ def prepare_recording(
     Raises:
         AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
     """
+    conditioned = condition_signal(signal, sampling_rate, config=frontend.config)
+    duration = len(signal) / sampling_rate
+    return transform_conditioned(conditioned, duration, frontend, device=device, memory_budget=memory_budget)
+
+
+def transform_conditioned(
+    conditioned: np.ndarray,
+    duration: float,
+    frontend: LogMelFrontEnd,
+    *,
+    device: str | torch.device = "cpu",
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> PreparedRecording:
+    """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original)."""
     config = frontend.config
-    conditioned = condition_signal(signal, sampling_rate, config=config)
     windows = frame_signal(conditioned, config=config)
     starts = window_starts(len(windows), config=config)
     bytes_per_window = 4 * config.n_mels * config.n_frames
@@ -205,9 +219,7 @@ def prepare_recording(
         inputs = TensorInputs(torch.cat(scaled))
     else:
         inputs = SignalInputs(windows, np.flatnonzero(kept), frontend, device)
-    return PreparedRecording(
-        inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=len(signal) / sampling_rate
-    )
+    return PreparedRecording(inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=duration)
 
 
 def features_from_output(
