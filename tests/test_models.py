@@ -141,3 +141,25 @@ def test_phase_split_follows_weights_changed_in_place():
     with torch.no_grad():
         conv.weight.mul_(2.0)
     torch.testing.assert_close(upsampled_transposed_conv(x, conv), 2 * before)
+
+
+def test_phase_kernel_cache_survives_autocast_inference_mode_and_input_gradients():
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(4, 2, kernel_size=3, padding=1, bias=False).requires_grad_(False)
+    x = torch.randn(1, 4, 5, 5)
+    expected = conv(F.interpolate(x, scale_factor=2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        upsampled_transposed_conv(x, conv)  # caches while autocast is on
+    with torch.inference_mode():
+        upsampled_transposed_conv(x, conv)  # and inside inference mode
+    torch.testing.assert_close(upsampled_transposed_conv(x, conv), expected, rtol=0, atol=1e-5)
+    saliency = x.clone().requires_grad_(True)  # frozen weights, gradient wrt the input
+    upsampled_transposed_conv(saliency, conv).sum().backward()
+    assert saliency.grad is not None
+
+
+def test_a_model_built_in_inference_mode_runs(small_cae):
+    with torch.inference_mode():
+        model = build_autoencoder(small_cae.state_dict())
+        reconstruction, _ = model(torch.rand(3, 1, 128, 126))
+    assert reconstruction.shape == (3, 1, 128, 126)

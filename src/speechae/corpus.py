@@ -213,14 +213,17 @@ def _transform(item: Item, decoded: tuple[str, object], frontend: LogMelFrontEnd
         return "failed", _describe(item, error)
 
 
+def _cpu_frontend(config: FrontEndConfig) -> LogMelFrontEnd:
+    return _WORKER_FRONTENDS.setdefault(config, LogMelFrontEnd(config))
+
+
 def _prepare(item: Item, config: FrontEndConfig) -> tuple[str, object]:
     """Worker task: decode, resample and transform one item (never raises)."""
-    frontend = _WORKER_FRONTENDS.setdefault(config, LogMelFrontEnd(config))
-    return _transform(item, _decode(item, config), frontend)
+    return _transform(item, _decode(item, config), _cpu_frontend(config))
 
 
 def _prepare_here(
-    entries: list[_Planned], frontend: LogMelFrontEnd, long_file_windows: int, threads: futures.Executor
+    entries: list[_Planned], config: FrontEndConfig, long_file_windows: int, threads: futures.Executor
 ) -> list:
     """``_prepare`` for a batch of items, in this process.
 
@@ -229,7 +232,8 @@ def _prepare_here(
     after another in this thread, so torch never runs in two threads at once.
     """
     short = [entry for entry in entries if entry.windows <= long_file_windows]
-    decoded = iter(list(threads.map(lambda entry: _decode(entry.item, frontend.config), short)))
+    decoded = iter(list(threads.map(lambda entry: _decode(entry.item, config), short)))
+    frontend = _cpu_frontend(config)  # spectrograms on the CPU, as in worker processes
     return [
         None if entry.windows > long_file_windows else _transform(entry.item, next(decoded), frontend)
         for entry in entries
@@ -456,7 +460,7 @@ def run_items(
         if network_in_workers:
             return known + handle.result()
         if in_process:
-            prepared = _prepare_here(todo, extractor.frontend, long_file_windows, decoders)
+            prepared = _prepare_here(todo, config, long_file_windows, decoders)
         else:
             prepared = [None if h is None else h.result() for h in handle]
         return known + _compute(extractor, todo, prepared, *options)

@@ -126,10 +126,12 @@ class FileBatchNorm2d(nn.BatchNorm2d):
 
 
 def max_pool_2x2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.max_pool2d(x, 2)``, bit for bit, without computing the indices of the maxima.
+    """``F.max_pool2d(x, 2)`` without computing the indices of the maxima.
 
     Two elementwise maxima over strided views; 2-3x faster than PyTorch's CPU pooling, which
-    always finds the indices. ``out`` (optional) receives the result.
+    always finds the indices. The values are the same (NaN included; only the sign of a zero
+    maximum may differ), and on ties the gradient is shared instead of going to one input.
+    ``out`` (optional) receives the result.
 
     Example:
         >>> x = torch.randn(2, 3, 7, 6)
@@ -161,25 +163,38 @@ def _phase_taps(kernel: int, padding: int) -> tuple[list[int], torch.Tensor]:
 def _phase_weights(conv: nn.ConvTranspose2d) -> tuple[torch.Tensor, list[int], list[int]]:
     """The four phases' 2x2 kernels as one conv2d weight ``(4 * out, in, 2, 2)`` and the offsets.
 
-    Cached on ``conv`` while its weight needs no gradient (inference); training recomputes them
-    so gradients reach the weight.
+    Kernels are built in the weight's own precision (autocast casts them at the convolution, as
+    it casts any weight). They are cached on ``conv`` as an ordinary tensor without gradient,
+    keyed by the weight's storage and version, while the weight needs no gradient; training
+    recomputes them so gradients reach the weight. (Changing ``conv.weight.data`` in place does
+    not bump the version; assign or ``load_state_dict`` instead.)
     """
     weight = conv.weight
-    key = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
-    cached = getattr(conv, "_phase_weights", None)
     training = torch.is_grad_enabled() and weight.requires_grad
-    if cached is not None and cached[0] == key and not training:
+    cacheable = not training and not weight.is_inference()  # inference tensors have no version
+    key = (weight.data_ptr(), weight._version, weight.dtype, weight.device) if cacheable else None
+    cached = getattr(conv, "_phase_weights", None)
+    if cacheable and cached is not None and cached[0] == key:
         return cached[1]
-    weight = weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
+    with (
+        torch.autocast(weight.device.type, enabled=False),
+        torch.inference_mode(False),
+        torch.set_grad_enabled(training),
+    ):
+        result = _fuse_phases(conv)
+    if cacheable:
+        conv._phase_weights = (key, result)
+    return result
+
+
+def _fuse_phases(conv: nn.ConvTranspose2d) -> tuple[torch.Tensor, list[int], list[int]]:
+    weight = conv.weight.transpose(0, 1).flip(2, 3)  # the equivalent conv2d weight (stride 1)
     pads = [k - 1 - p for k, p in zip(conv.kernel_size, conv.padding, strict=True)]
     row_offsets, row_taps = _phase_taps(weight.shape[2], pads[0])
     col_offsets, col_taps = _phase_taps(weight.shape[3], pads[1])
     fused = torch.einsum("oiyx,auy,bvx->aboiuv", weight, row_taps.to(weight), col_taps.to(weight))
     fused = fused.reshape(-1, *fused.shape[3:]).contiguous(memory_format=torch.channels_last)
-    result = (fused, row_offsets, col_offsets)
-    if not training:
-        conv._phase_weights = (key, result)
-    return result
+    return fused, row_offsets, col_offsets
 
 
 def upsampled_transposed_conv(
