@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from speechae.allocator import retain_freed_memory
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files, read_audio
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, PRECISIONS
 from speechae.errors import (
@@ -114,6 +115,7 @@ class Extractor:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
         if precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        retain_freed_memory()
         self.precision = precision
         self._model_reference = os.fspath(model)
         self.level = level
