@@ -154,3 +154,13 @@ def test_front_end_buffers_follow_the_module():
     front = LogMelFrontEnd()
     assert {name for name, _ in front.named_buffers()} == {"window", "filterbank"}
     assert front.state_dict() == {}
+
+
+def test_float32_power_rounds_as_numpy_does():
+    """The reference squares NumPy's complex64 magnitude; PyTorch's differs in the last bit."""
+    from speechae.frontend import _float32_power
+
+    spectrum = torch.randn(4, 126, 257, dtype=torch.complex128).to(torch.complex64) * 30
+    expected = np.abs(spectrum.numpy()) ** 2
+    assert np.array_equal(_float32_power(spectrum).numpy(), expected)
+    assert not np.array_equal(spectrum.abs().square().numpy(), expected)

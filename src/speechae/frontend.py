@@ -290,6 +290,18 @@ def band_groups(filterbank: np.ndarray, bands_per_group: int = 16) -> list[tuple
     return groups
 
 
+def _float32_power(spectrum: torch.Tensor) -> torch.Tensor:
+    """``|spectrum|^2`` of a complex64 spectrum, rounded as the reference rounds it.
+
+    The reference squares NumPy's complex64 magnitude, which differs from PyTorch's in the last
+    bit for a third of the values; on a CPU NumPy itself computes it, six times faster.
+    """
+    if spectrum.device.type != "cpu":
+        return spectrum.abs().square()
+    magnitude = np.abs(spectrum.numpy())
+    return torch.from_numpy(np.square(magnitude, out=magnitude))
+
+
 class LogMelFrontEnd(nn.Module):
     """Batched log-Mel spectrogram with min-max scaling, as an ``nn.Module``.
 
@@ -327,11 +339,12 @@ class LogMelFrontEnd(nn.Module):
         if windows.device.type == "cpu" and len(windows) > self.cpu_chunk:
             return torch.cat([self.mel_power(part) for part in windows.split(self.cpu_chunk)])
         half = self.config.n_fft // 2
-        padded = nn.functional.pad(windows, (half, half))
+        # widened before framing: casting the overlapping frames' view is 30x slower
+        padded = nn.functional.pad(windows.to(torch.float64), (half, half))
         frames = padded.unfold(-1, self.config.n_fft, self.config.hop_length)
-        spectrum = torch.fft.rfft(frames.to(torch.float64) * self.window, dim=-1)
+        spectrum = torch.fft.rfft(frames * self.window, dim=-1)
         if windows.dtype == torch.float32:
-            power = spectrum.to(torch.complex64).abs().square()  # the reference's float32 rounding
+            power = _float32_power(spectrum.to(torch.complex64))  # the reference's float32 rounding
         else:  # |z|^2 without the square root: within an ulp of |z| squared, 3x faster
             power = spectrum.real.square() + spectrum.imag.square()
         filterbank = self.filterbank.to(power.dtype)
