@@ -94,7 +94,8 @@ def _functionals(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float64)
     mean = values.mean(axis=0)
     centred = values - mean
-    m2, m3, m4 = ((centred**power).mean(axis=0) for power in (2, 3, 4))
+    squares = centred * centred  # scipy.stats forms the powers by multiplication, as here
+    m2, m3, m4 = squares.mean(axis=0), (squares * centred).mean(axis=0), (squares * squares).mean(axis=0)
     constant = m2 <= (np.finfo(np.float64).eps * mean) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         skewness = np.where(constant, np.nan, m3 / m2**1.5)
