@@ -277,7 +277,7 @@ class ConvAutoencoder(nn.Module):
     #: large (the first convolution's output is 1 MB per window), large where the bottleneck's
     #: 7 MB weight matrices dominate, so each step's working set stays near the L2 cache.
     #: Measured with ``benchmarks/engine_micro.py --stages``, then on the whole network.
-    cpu_chunks = (8, 8, 16, 32, 64, 16, 16, 16)
+    cpu_chunks = (8, 8, 16, 32, 256, 16, 16, 16)
 
     def __init__(self, bottleneck: int = 256) -> None:
         super().__init__()
