@@ -3,12 +3,13 @@
 Every chunk of windows allocates convolution outputs of a few MB. glibc serves blocks above its
 mmap threshold (128 kB at first, then adjusted on the fly) with fresh ``mmap`` calls and returns
 them to the system when they are freed, and it returns free memory at the top of the heap
-beyond its trim threshold, so chunk after chunk touches new pages again: on this project's 2-core
-machine the shared corpus's run spent 0.5 of its 5.2 CPU seconds in page faults. :func:`retain_freed_memory`
-fixes both thresholds once, so that blocks of up to ``MMAP_THRESHOLD`` come from the heap and
-freed ones are reused; the heap keeps at most ``TRIM_THRESHOLD`` bytes of free memory at its top.
-The thresholds stay moderate because glibc cannot always reuse a freed aligned block for the
-next one of the same size, so the heap may grow by a few such blocks before it settles.
+beyond its trim threshold, so chunk after chunk touches new pages again: on this project's
+2-core machine the shared corpus's run spent 0.5 of its 5.2 CPU seconds in page faults.
+:func:`retain_freed_memory` fixes both thresholds once, so that blocks of up to
+``MMAP_THRESHOLD`` come from the heap and freed ones are reused; the heap keeps at most
+``TRIM_THRESHOLD`` bytes of free memory at its top. The thresholds stay moderate because glibc
+cannot always reuse a freed aligned block for the next one of the same size, so the heap may
+grow by a few such blocks before it settles.
 
 It changes nothing where the C library is not glibc, or where malloc was already tuned through
 ``MALLOC_*_`` variables or ``GLIBC_TUNABLES`` (Dask's ``LocalCluster`` sets one, for example).
@@ -43,7 +44,7 @@ def _user_tuned() -> bool:
 
 @functools.cache
 def retain_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds once per process; ``True`` if they were set."""
+    """Fix glibc's mmap and trim thresholds, once per process; ``True`` if they were set."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _user_tuned():
         return False
     try:
