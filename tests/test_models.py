@@ -79,6 +79,18 @@ def test_file_batchnorm_keeps_each_files_statistics_in_a_shared_batch():
     torch.testing.assert_close(together[3:], bn(second), rtol=0, atol=1e-6)
 
 
+def test_normalising_in_place_gives_the_same_bits_in_the_same_memory():
+    bn = FileBatchNorm2d(4)
+    x = (torch.randn(3, 5, 5, 4) * 2 + 1).permute(0, 3, 1, 2)  # channels-last, as in the engine
+    index = torch.tensor([0, 1, 1])
+    mean, var = torch.rand(2, 4, dtype=torch.float64), torch.rand(2, 4, dtype=torch.float64) + 0.5
+    expected = bn.normalise(x, mean, var, index)
+    assert bn.normalise(x, mean, var, index, inplace=True).data_ptr() != x.data_ptr()  # autograd on
+    with torch.no_grad():
+        result = bn.normalise(x, mean, var, index, inplace=True)
+    assert result.data_ptr() == x.data_ptr() and torch.equal(result, expected)
+
+
 def test_running_statistics_are_never_used_or_changed():
     bn = FileBatchNorm2d(4).eval()
     before = bn.running_mean.clone()

@@ -198,23 +198,26 @@ class _LayerwiseRun:
         self.code: torch.Tensor | None = None
 
     def advance(
-        self, first: int, last: int, until: int, out: torch.Tensor | None = None
+        self, first: int, last: int, until: int, out: torch.Tensor | None = None, consume: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Output of stage ``until`` for windows ``first..last-1``, from the nearest kept layer.
 
-        ``out``, if given, receives the output (stages 0-6).
+        ``out``, if given, receives the output (stages 0-6). With ``consume`` these windows'
+        kept activations are read for the last time and are normalised where they lie; the
+        intermediate outputs of this call always are (a new tensor per layer costs 10%).
         """
         if self.kept_layer < 0:
             inputs = self.inputs.get(first, last).contiguous(memory_format=torch.channels_last)
             x, code = self.network.stage(0, inputs, out if until == 0 else None)
-            start = 1
+            start, owned = 1, True
         else:
-            x, code, start = self.kept[first:last], None, self.kept_layer + 1
+            x, code, start, owned = self.kept[first:last], None, self.kept_layer + 1, consume
         index = self.file_index[first:last]
         for k in range(start, until + 1):
-            normalised = self.network.norms[k - 1].normalise(x, *self.statistics[k - 1], index)
+            norm = self.network.norms[k - 1]
+            normalised = norm.normalise(x, *self.statistics[k - 1], index, inplace=owned)
             x, emitted = self.network.stage(k, normalised, out if k == until else None)
-            code = emitted if emitted is not None else code
+            code, owned = emitted if emitted is not None else code, True
         return x, code
 
     def find_statistics(self, layer: int, chunks: list[tuple[int, int]], budget: int) -> None:
@@ -224,7 +227,9 @@ class _LayerwiseRun:
         """
         moments = kept = None
         for first, last in chunks:
-            x, code = self.advance(first, last, until=layer, out=None if kept is None else kept[first:last])
+            # once this layer is being kept, the kept layer in front of it is never read again
+            out = None if kept is None else kept[first:last]
+            x, code = self.advance(first, last, until=layer, out=out, consume=kept is not None)
             if moments is None:
                 moments = ChannelMoments(self.n_files, x.shape[1], x.device)
                 if x[0].numel() * x.element_size() * len(self.inputs) <= budget:
@@ -304,7 +309,7 @@ def _run(
         last_stage = len(norms)
         errors, reconstructions = None, []
         for first, last in chunks[last_stage]:
-            reconstruction, _ = run.advance(first, last, until=last_stage)
+            reconstruction, _ = run.advance(first, last, until=last_stage, consume=True)
             error = _reconstruction_error(inputs.get(first, last), reconstruction)
             if errors is None:
                 errors = error.new_empty((len(inputs), error.shape[1]))

@@ -115,14 +115,24 @@ class FileBatchNorm2d(nn.BatchNorm2d):
         return self.normalise(x, *moments.result(), file_index)
 
     def normalise(
-        self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, file_index: torch.Tensor
+        self,
+        x: torch.Tensor,
+        mean: torch.Tensor,
+        var: torch.Tensor,
+        file_index: torch.Tensor,
+        *,
+        inplace: bool = False,
     ) -> torch.Tensor:
-        """Apply known per-file statistics ``(n_files, channels)`` to the windows of ``x``."""
+        """Apply known per-file statistics ``(n_files, channels)`` to the windows of ``x``.
+
+        With ``inplace`` the result overwrites ``x`` (same values) unless gradients are being
+        recorded.
+        """
         scale = torch.rsqrt(var + self.eps) * self.weight.to(torch.float64)
         shift = self.bias.to(torch.float64) - mean * scale
         scale = scale.to(x.dtype)[file_index][:, :, None, None]
         shift = shift.to(x.dtype)[file_index][:, :, None, None]
-        return torch.addcmul(shift, x, scale)
+        return torch.addcmul(shift, x, scale, out=x if inplace and not torch.is_grad_enabled() else None)
 
 
 def max_pool_2x2(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
