@@ -217,7 +217,8 @@ class _LayerwiseRun:
             norm = self.network.norms[k - 1]
             normalised = norm.normalise(x, *self.statistics[k - 1], index, inplace=owned)
             x, emitted = self.network.stage(k, normalised, out if k == until else None)
-            code, owned = emitted if emitted is not None else code, True
+            code = emitted if emitted is not None else code
+            owned = True  # this call's own output from here on
         return x, code
 
     def find_statistics(self, layer: int, chunks: list[tuple[int, int]], budget: int) -> None:
