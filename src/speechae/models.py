@@ -284,8 +284,8 @@ class ConvAutoencoder(nn.Module):
 
     n_stages = 8
     #: Windows per step for each stage on a CPU: small where a stage's intermediate tensors are
-    #: large (the first convolution's output is 1 MB per window), large where the bottleneck's
-    #: 7 MB weight matrices dominate, so each step's working set stays near the L2 cache.
+    #: large (the first convolution's output is 1 MB per window), so they stay near the L2
+    #: cache; large at the bottleneck, whose two 7 MB weight matrices are read once per step.
     #: Measured with ``benchmarks/engine_micro.py --stages``, then on the whole network.
     cpu_chunks = (8, 8, 16, 32, 256, 16, 16, 16)
 
