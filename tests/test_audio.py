@@ -13,6 +13,7 @@ from speechae.errors import (
     ParameterError,
     SpeechaeError,
 )
+from speechae.frontend import condition_signal
 
 TONE = 0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
 
@@ -40,6 +41,19 @@ def test_reads_every_common_format_in_the_reference_precision(tmp_path, suffix, 
         np.testing.assert_allclose(samples, TONE, atol=atol)
     else:  # lossy codecs: same length within codec padding, and audible content
         assert abs(len(samples) - len(TONE)) < 2000 and np.abs(samples).max() > 0.3
+
+
+@pytest.mark.parametrize(
+    ("subtype", "dtype"),
+    [("PCM_U8", np.int16), ("PCM_16", np.int16), ("PCM_24", np.int32), ("PCM_32", np.int32)],
+)
+def test_native_integers_condition_to_the_same_bits_as_float64(tmp_path, subtype, dtype):
+    path = tmp_path / "noise.wav"
+    noise = np.random.default_rng(1).uniform(-0.9, 0.9, (30000, 2))
+    sf.write(path, noise, 22050, subtype=subtype)
+    stored, rate = read_audio(path, native=True)
+    assert stored.dtype == dtype and stored.shape == (30000, 2)
+    np.testing.assert_array_equal(condition_signal(stored, rate), condition_signal(read_audio(path)[0], rate))
 
 
 def test_multichannel_files_keep_their_channels(tmp_path):

@@ -99,16 +99,38 @@ def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int, whole
             )
 
 
-def _reference_dtype(info: sf._SoundFileInfo) -> str:
-    if info.format == "WAV" or info.format == "WAVEX":
-        return "float32" if info.subtype == "FLOAT" else "float64"
-    return "float32"
+def _reference_dtype(info: sf._SoundFileInfo, native: bool) -> str:
+    if info.format not in ("WAV", "WAVEX"):
+        return "float32"
+    if info.subtype == "FLOAT":
+        return "float32"
+    if native and info.subtype in _NATIVE_INTEGERS:
+        return _NATIVE_INTEGERS[info.subtype]
+    return "float64"
+
+
+#: Integer WAV subtypes and the integer type that holds their samples without loss.
+_NATIVE_INTEGERS = {
+    "PCM_U8": "int16",
+    "PCM_S8": "int16",
+    "PCM_16": "int16",
+    "PCM_24": "int32",
+    "PCM_32": "int32",
+}
 
 
 def read_audio(
-    path: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+    path: str | os.PathLike[str],
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    native: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Decode an audio file, optionally only the part from ``start`` to ``end`` seconds.
+
+    With ``native``, integer WAV comes back as integers (int16, or int32 for 24 and 32 bits)
+    scaled to the full range of that type instead of float64: a quarter or half of the memory,
+    and :func:`~speechae.frontend.condition_signal` gives the same result for both.
 
     Returns:
         ``(samples, sampling_rate)``; samples have shape ``(frames,)`` for mono or
@@ -126,7 +148,7 @@ def read_audio(
         raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
     try:
         samples, rate = sf.read(
-            str(path), start=first, stop=last, dtype=_reference_dtype(info), always_2d=False
+            str(path), start=first, stop=last, dtype=_reference_dtype(info, native), always_2d=False
         )
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None

@@ -194,8 +194,8 @@ def _init_worker() -> None:
 def _decode(item: Item, config: FrontEndConfig) -> tuple[str, object]:
     """Read and condition one item (never raises): ``("ok", (conditioned, duration))``."""
     try:
-        signal, rate = read_audio(item.path, start=item.start, end=item.end)
-        return "ok", (condition_signal(signal, rate, config=config), len(signal) / rate)
+        signal, rate = read_audio(item.path, start=item.start, end=item.end, native=True)
+        return "ok", (condition_signal(signal, rate, config=config, name=item.path), len(signal) / rate)
     except Exception as error:  # a corpus run never dies on one file
         return "failed", _describe(item, error)
 
@@ -324,9 +324,8 @@ def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int
     """A recording too long for a shared batch: computed alone, in chunks, in this process."""
     item = planned.item
     try:
-        signal, rate = read_audio(item.path, start=item.start, end=item.end)
-        features = extractor.signal_features(
-            signal, rate, name=item.path, chunk_size=chunk_size, memory_budget=memory_budget
+        features = extractor.recording_features(
+            item.path, start=item.start, end=item.end, chunk_size=chunk_size, memory_budget=memory_budget
         )
     except Exception as error:  # a corpus run never dies on one file
         return _result(planned, error=_describe(item, error))

@@ -92,3 +92,7 @@ class SkippedFileWarning(SpeechaeWarning):
 
 class SingleWindowWarning(SpeechaeWarning):
     """A recording has one window, so its skewness and kurtosis are NaN."""
+
+
+class SegmentedResamplingWarning(SpeechaeWarning):
+    """A long recording was resampled in overlapping segments instead of with one FFT."""

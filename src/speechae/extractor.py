@@ -1,8 +1,9 @@
 """The :class:`Extractor`: recordings in, feature tables indexed by ``(file, start, end)`` out.
 
 Every entry point (``process_signal``, ``process_file``, ``process_files``, ``process_folder``)
-funnels into one private path, :meth:`Extractor._process`, which calls
-:func:`speechae.features.compute_features`.
+funnels into :meth:`Extractor.signal_features` (arrays) or :meth:`Extractor.recording_features`
+(files, whose samples are released once conditioned), which both end in
+:func:`speechae.features.conditioned_features`.
 
 Example:
     >>> extractor = Extractor("cae-256", level="dynamic")  # doctest: +SKIP
@@ -35,11 +36,11 @@ from speechae.errors import (
 )
 from speechae.features import (
     FileFeatures,
-    compute_features,
+    conditioned_features,
     dynamic_feature_names,
     static_feature_names,
 )
-from speechae.frontend import LogMelFrontEnd, frontend_config
+from speechae.frontend import LogMelFrontEnd, condition_signal, frontend_config
 from speechae.weights import LoadedModel, load_model
 
 __all__ = ["LEVELS", "Extractor"]
@@ -218,8 +219,8 @@ class Extractor:
         end: float | None,
         keep_spectrograms: bool = False,
     ) -> tuple[str, float, FileFeatures]:
-        signal, sampling_rate = read_audio(file, start=start, end=end)
-        features = self._process(signal, sampling_rate, os.fspath(file), keep_spectrograms)
+        features = self.recording_features(file, start=start, end=end, keep_spectrograms=keep_spectrograms)
+        _warn_dropped(features, os.fspath(file))
         return os.fspath(file), start or 0.0, features
 
     def _process(
@@ -246,22 +247,63 @@ class Extractor:
         Raises:
             AudioError: the signal is too short, silent or not finite, or every window was dropped.
         """
+        conditioned = self._condition(signal, sampling_rate, name)
+        return self._conditioned_features(
+            conditioned, len(signal) / sampling_rate, name, keep_spectrograms, chunk_size, memory_budget
+        )
+
+    def recording_features(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        keep_spectrograms: bool = False,
+        chunk_size: int | None = DEFAULT_CHUNK,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> FileFeatures:
+        """:meth:`signal_features` of a file, whose samples are released before the network runs.
+
+        Example:
+            >>> features = Extractor("cae-256").recording_features("talk.wav")  # doctest: +SKIP
+        """
+        name = os.fspath(path)
+        signal, sampling_rate = read_audio(path, start=start, end=end, native=True)
+        duration = len(signal) / sampling_rate
+        conditioned = self._condition(signal, sampling_rate, name)
+        del signal  # an hour at 44.1 kHz is 320 MB even as stored integers
+        return self._conditioned_features(
+            conditioned, duration, name, keep_spectrograms, chunk_size, memory_budget
+        )
+
+    def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray:
         try:
-            features = compute_features(
-                signal,
-                sampling_rate,
-                self.model.network,
-                frontend=self.frontend,
-                device=self.device,
-                keep_spectrograms=keep_spectrograms,
-                chunk_size=chunk_size,
-                memory_budget=memory_budget,
-                precision=self.precision,
-            )
+            return condition_signal(signal, sampling_rate, config=self.frontend.config, name=name)
         except AudioError as error:
             if not name:
                 raise
             raise type(error)(f"{name}: {error}") from None
+
+    def _conditioned_features(
+        self,
+        conditioned: np.ndarray,
+        duration: float,
+        name: str,
+        keep_spectrograms: bool,
+        chunk_size: int | None,
+        memory_budget: int,
+    ) -> FileFeatures:
+        features = conditioned_features(
+            conditioned,
+            duration,
+            self.model.network,
+            frontend=self.frontend,
+            device=self.device,
+            keep_spectrograms=keep_spectrograms,
+            chunk_size=chunk_size,
+            memory_budget=memory_budget,
+            precision=self.precision,
+        )
         if len(features.starts) == 0:
             raise NoUsableWindowsError(
                 f"{name or 'the signal'}: all {len(features.dropped)} windows have Mel values <= 0 "

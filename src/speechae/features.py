@@ -40,9 +40,9 @@ __all__ = [
     "STATISTICS",
     "FileFeatures",
     "compute_features",
+    "conditioned_features",
     "dynamic_feature_names",
     "features_from_output",
-    "prepare_recording",
     "static_feature_names",
     "static_features",
     "transform_conditioned",
@@ -176,24 +176,6 @@ class PreparedRecording:
     duration: float
 
 
-def prepare_recording(
-    signal: np.ndarray,
-    sampling_rate: int,
-    frontend: LogMelFrontEnd,
-    *,
-    device: str | torch.device = "cpu",
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
-) -> PreparedRecording:
-    """Condition, frame and transform a signal; find the windows DisVoice would drop.
-
-    Raises:
-        AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
-    """
-    conditioned = condition_signal(signal, sampling_rate, config=frontend.config)
-    duration = len(signal) / sampling_rate
-    return transform_conditioned(conditioned, duration, frontend, device=device, memory_budget=memory_budget)
-
-
 def transform_conditioned(
     conditioned: np.ndarray,
     duration: float,
@@ -253,6 +235,7 @@ def compute_features(
     chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     precision: str = "fp32",
+    name: str = "",
 ) -> FileFeatures:
     """Bottleneck and reconstruction-error features of every window, from one forward pass.
 
@@ -270,12 +253,46 @@ def compute_features(
         chunk_size: windows per forward step.
         memory_budget: bytes of spectrograms and activations kept in memory at once.
         precision: ``"fp32"`` (exact) or ``"bf16"`` (fast, approximate).
+        name: the recording's file, for warnings.
 
     Raises:
         AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
     """
     frontend = (frontend or LogMelFrontEnd()).to(device)
-    prepared = prepare_recording(signal, sampling_rate, frontend, device=device, memory_budget=memory_budget)
+    conditioned = condition_signal(signal, sampling_rate, config=frontend.config, name=name)
+    return conditioned_features(
+        conditioned,
+        len(signal) / sampling_rate,
+        network,
+        frontend=frontend,
+        device=device,
+        keep_spectrograms=keep_spectrograms,
+        chunk_size=chunk_size,
+        memory_budget=memory_budget,
+        precision=precision,
+    )
+
+
+def conditioned_features(
+    conditioned: np.ndarray,
+    duration: float,
+    network: nn.Module,
+    *,
+    frontend: LogMelFrontEnd,
+    device: str | torch.device = "cpu",
+    keep_spectrograms: bool = False,
+    chunk_size: int | None = DEFAULT_CHUNK,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    precision: str = "fp32",
+) -> FileFeatures:
+    """:func:`compute_features` of a signal already through :func:`condition_signal`.
+
+    Callers that read a long recording can drop its samples before the network runs;
+    ``duration`` is that of the original signal and ``frontend`` must be on ``device``.
+    """
+    prepared = transform_conditioned(
+        conditioned, duration, frontend, device=device, memory_budget=memory_budget
+    )
     n_windows = len(prepared.inputs)
     with torch.inference_mode():
         if n_windows:

@@ -20,20 +20,27 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
+from speechae.errors import (
+    AudioTooShortError,
+    NonFiniteAudioError,
+    SegmentedResamplingWarning,
+    SilentAudioError,
+)
+from speechae.resampling import WHOLE_SIGNAL_SAMPLES, fft_resample, resample_in_segments
 
 __all__ = [
     "FrontEndConfig",
     "LogMelFrontEnd",
     "band_groups",
     "condition_signal",
-    "fft_resample",
     "frame_signal",
     "frontend_config",
     "mel_band_edges",
@@ -89,14 +96,21 @@ def frontend_config(metadata: dict[str, str]) -> FrontEndConfig:
 
 
 def condition_signal(
-    signal: np.ndarray, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND
+    signal: np.ndarray, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND, name: str = ""
 ) -> np.ndarray:
     """Mix to mono, resample, remove the mean and divide by the peak.
+
+    Resampling transforms the whole signal at once, as the reference does, up to
+    :data:`~speechae.resampling.WHOLE_SIGNAL_SAMPLES` samples; longer signals are resampled in
+    overlapping segments in bounded memory (:func:`~speechae.resampling.resample_in_segments`),
+    with a :class:`~speechae.errors.SegmentedResamplingWarning`. Integer samples may be given as
+    stored (``read_audio(..., native=True)``): the result is the same as for their float64 values.
 
     Args:
         signal: samples, shape ``(samples,)`` or ``(samples, channels)``.
         sampling_rate: rate of ``signal`` in Hz.
         config: front-end settings; only ``sampling_rate`` and ``window_length`` are used.
+        name: what the warning calls the recording (its file).
 
     Returns:
         array of shape ``(samples_16k,)`` with zero mean and peak 1; float32 when ``signal`` is
@@ -113,16 +127,28 @@ def condition_signal(
         ((16000,), 1.0)
     """
     given = np.asarray(signal)
-    samples = _working_precision(given)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if not np.isfinite(samples).all():
+    if given.dtype.kind == "f" and not all(np.isfinite(part).all() for part in _blocks(given)):
         raise NonFiniteAudioError("the recording contains NaN or infinite samples")
+    target = len(given)
     if sampling_rate != config.sampling_rate:
-        target = int(len(samples) * config.sampling_rate / sampling_rate)
+        target = int(len(given) * config.sampling_rate / sampling_rate)
         if target < config.window_length:
-            raise _too_short(len(samples) / sampling_rate, config)
-        samples = fft_resample(samples, target)
+            raise _too_short(len(given) / sampling_rate, config)
+    if max(len(given), target) > WHOLE_SIGNAL_SAMPLES and target != len(given):
+        warnings.warn(
+            f"{name or 'a recording'}: {len(given) / sampling_rate / 60:.1f} minutes at "
+            f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
+            "one FFT of the whole signal as DisVoice does; near-silent windows may differ",
+            SegmentedResamplingWarning,
+            stacklevel=2,
+        )
+        samples = resample_in_segments(given, target)
+    else:
+        samples = _working_precision(given)
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1)
+        if target != len(samples):
+            samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
     # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
@@ -139,26 +165,10 @@ def condition_signal(
     return samples
 
 
-def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:
-    """Resample a whole signal to ``target`` samples by cutting or zero-padding its spectrum.
-
-    The same arithmetic, in the same precision, as ``scipy.signal.resample`` without a window
-    (SciPy 1.17), which the reference uses: real FFT, keep the lowest ``min(n, target)`` bins, halve
-    (upsampling) or double (downsampling) an unpaired Nyquist bin, divide by ``n / target``,
-    inverse real FFT. Importing ``scipy.fft`` alone is half a second faster than ``scipy.signal``.
-
-    Example:
-        >>> fft_resample(np.cos(np.pi * np.arange(8) / 2), 16)[:4].round(6).tolist()
-        [1.0, 0.707107, 0.0, -0.707107]
-    """
-    import scipy.fft
-
-    n = len(samples)
-    kept = min(n, target)
-    spectrum = scipy.fft.rfft(samples)[: kept // 2 + 1]
-    if kept % 2 == 0 and target != n:
-        spectrum[kept // 2] *= 2 if target < n else 0.5
-    return scipy.fft.irfft(spectrum / (n / target), n=target, overwrite_x=True)
+def _blocks(samples: np.ndarray, size: int = 2**22) -> Iterator[np.ndarray]:
+    """Consecutive row blocks of ``samples``, so checks on long signals need little memory."""
+    for first in range(0, len(samples), size):
+        yield samples[first : first + size]
 
 
 def _working_precision(samples: np.ndarray) -> np.ndarray:

@@ -345,7 +345,7 @@ def _file_log_mel(path: Path, sha256: str, config: FrontEndConfig, cache: Path |
     cached = None if cache is None else cache / f"{_cache_key(sha256, config)}.npy"
     if cached is not None and cached.is_file():
         return np.load(cached, mmap_mode="r")
-    signal, sampling_rate = read_audio(path)
+    signal, sampling_rate = read_audio(path, native=True)
     try:
         log_mel = log_mel_windows(signal, sampling_rate, config=config)
     except AudioError as error:

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from speechae import frontend
+from speechae.errors import SegmentedResamplingWarning
+from speechae.resampling import fft_resample, resample_in_segments
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("length", "target"), [(1000, 2000), (1001, 2002), (999, 333), (1000, 363), (48000, 16000)]
+)
+def test_fft_resample_is_scipy_signal_resample_bit_for_bit(dtype, length, target):
+    scipy = pytest.importorskip("scipy")
+    if tuple(int(part) for part in scipy.__version__.split(".")[:2]) < (1, 17):
+        pytest.skip("the reference's resampling arithmetic is SciPy 1.17's; older SciPy rounds differently")
+    import scipy.signal
+
+    x = np.random.default_rng(length).standard_normal(length).astype(dtype)
+    expected = scipy.signal.resample(x, target)
+    got = fft_resample(x, target)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def periodic_tones(n: int, highest: float, seed: int = 0) -> np.ndarray:
+    """A signal of period ``n`` made of 40 tones below ``highest`` cycles per sample."""
+    rng = np.random.default_rng(seed)
+    cycles = rng.integers(1, int(highest * n), 40)
+    phases = rng.uniform(0, 2 * np.pi, 40)
+    t = np.arange(n)[:, None]
+    return np.cos(2 * np.pi * cycles * t / n + phases).sum(axis=1)
+
+
+@pytest.mark.parametrize(
+    ("rate", "seconds"), [(44100, 3.0), (48000, 2.5), (22050, 3.0), (8000, 5.0), (11025, 4.0)]
+)
+def test_segments_equal_the_whole_signal_transform_away_from_the_cutoff(rate, seconds):
+    n = int(rate * seconds) + 7  # not a multiple of the ratio: output positions fall between inputs
+    target = int(n * 16000 / rate)
+    x = periodic_tones(n, highest=0.9 * min(n, target) / (2 * n))
+    whole = fft_resample(x, target)
+    pieces = resample_in_segments(x, target, outputs_per_segment=6000, margin=4096)
+    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+
+
+def test_segments_keep_the_source_compact_and_mix_it_as_the_whole_signal_is():
+    stereo = np.random.default_rng(2).integers(-30000, 30000, (50001, 2)).astype(np.int16)
+    mixed = stereo.astype(np.float64).mean(axis=1)
+    np.testing.assert_array_equal(
+        resample_in_segments(stereo, 18140, outputs_per_segment=5000, margin=2048),
+        resample_in_segments(mixed, 18140, outputs_per_segment=5000, margin=2048),
+    )
+    single = resample_in_segments(
+        stereo[:, 0].astype(np.float32), 18140, outputs_per_segment=5000, margin=2048
+    )
+    assert single.dtype == np.float32
+
+
+def test_the_difference_from_the_whole_transform_lies_near_the_cutoff():
+    rng = np.random.default_rng(3)
+    n = 44100 * 4 + 3
+    x = rng.standard_normal(n)  # white noise: full energy right at the 8 kHz cut-off
+    target = int(n * 16000 / 44100)
+    difference = resample_in_segments(x, target, outputs_per_segment=8000, margin=8192) - fft_resample(
+        x, target
+    )
+    spectrum = np.abs(np.fft.rfft(difference)) ** 2
+    hertz = np.fft.rfftfreq(target, 1 / 16000)
+    assert spectrum[hertz < 7000].sum() < 1e-3 * spectrum.sum()
+
+
+def test_condition_signal_resamples_long_signals_in_segments_with_a_warning(monkeypatch):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 50000)
+    rate, n = 44100, 44100 * 2 + 5
+    x = periodic_tones(n, highest=0.15)
+    with pytest.warns(SegmentedResamplingWarning, match="talk.wav: 0.0 minutes at 44100 Hz"):
+        long = frontend.condition_signal(x, rate, name="talk.wav")
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 2**25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = frontend.condition_signal(x, rate, name="talk.wav")
+    np.testing.assert_allclose(long, exact, atol=1e-9)
+
+
+def test_signals_at_16k_are_never_resampled(monkeypatch):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 1000)
+    x = np.random.default_rng(4).standard_normal(20000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = frontend.condition_signal(x, 16000)
+    np.testing.assert_array_equal(out, (x - x.mean()) / np.abs(x - x.mean()).max())
