@@ -74,26 +74,26 @@ def corpus_folder(folder: Path) -> Path:
     return folder
 
 
-def long_file(path: Path, seconds: float = 600.0) -> Path:
-    """A 16 kHz int16 recording of ``seconds`` made from the shared recordings, one after another."""
+def long_file(path: Path, seconds: float = 600.0, rate: int = 16000) -> Path:
+    """An int16 recording of ``seconds`` at ``rate`` made from the shared recordings, one after another."""
     from scipy.signal import resample_poly
 
     pieces, total = [], 0
     names = sorted(
         p for p in (SHARED / "corpus").iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3")
     )
-    while total < seconds * 16000:
+    while total < seconds * rate:
         for name in names:
-            samples, rate = sf.read(name, dtype="float64")
+            samples, native_rate = sf.read(name, dtype="float64")
             if samples.ndim == 2:
                 samples = samples.mean(axis=1)
-            if rate != 16000:
-                samples = resample_poly(samples, 16000, rate)
+            if native_rate != rate:
+                samples = resample_poly(samples, rate, native_rate)
             samples = samples / max(np.abs(samples).max(), 1e-9) * 0.5
             pieces.append(samples)
             total += len(samples)
-    signal = np.concatenate(pieces)[: int(seconds * 16000)]
-    sf.write(path, signal, 16000, subtype="PCM_16")
+    signal = np.concatenate(pieces)[: int(seconds * rate)]
+    sf.write(path, signal, rate, subtype="PCM_16")
     return path
 
 
