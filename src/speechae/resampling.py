@@ -31,8 +31,9 @@ __all__ = ["WHOLE_SIGNAL_SAMPLES", "fft_resample", "resample_in_segments"]
 #: need up to about 4 GB; DisVoice's network runs out of memory on 24 GB after 11 minutes anyway.
 WHOLE_SIGNAL_SAMPLES = 2**25
 
-#: Interpolation taps on each side and the shape of their window (exponential of a semicircle),
-#: chosen for errors below 1e-12 of the peak when the band fills at most 0.19 of the grid's rate.
+#: Interpolation taps on each side and the shape of their window (exponential of a semicircle,
+#: also the bell of the margins' smooth steps), chosen for interpolation errors below 1e-12 of
+#: the peak when the band fills at most 0.19 of the grid's rate.
 _TAPS = 16
 _WINDOW_SHAPE = 1.875 * _TAPS
 _BAND_PER_GRID_SAMPLE = 0.19
@@ -79,22 +80,23 @@ def resample_in_segments(
     signal's, and the band-limited result is interpolated at the exact output positions (error
     below 1e-12 of the peak). The difference from :func:`fft_resample` is the part of the ideal
     filter's slowly decaying response beyond the margin: it lies within a fraction of a hertz of
-    the cut-off (8 kHz when downsampling) and is about 1e-5 of the peak, largest near the ends,
+    the cut-off (8 kHz when downsampling) and reaches about 1e-4 of the peak, most near the ends,
     where the whole-signal FFT rings from the jump between the last and the first sample.
 
     Memory: about ``80 * (outputs_per_segment * n / target + 2 * margin)`` bytes besides the
     output (two segments at a time), whatever the length.
     """
-    n = len(source)
-    plan = _SegmentPlan(n, target, margin)
+    plan = _SegmentPlan(len(source), target, margin)
     result = np.empty(target, dtype=np.float32 if source.dtype == np.float32 else np.float64)
-    firsts = range(0, target, outputs_per_segment)
+
+    def fill(first: int) -> None:
+        outputs = range(first, min(first + outputs_per_segment, target))
+        result[outputs.start : outputs.stop] = plan.run(source, outputs)
+
     # pocketfft and NumPy release the GIL: two segments at a time use both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for outputs, values in pool.map(
-            lambda first: plan.run(source, range(first, min(first + outputs_per_segment, target))), firsts
-        ):
-            result[outputs.start : outputs.stop] = values
+        for _ in pool.map(fill, range(0, target, outputs_per_segment)):
+            pass  # re-raises a segment's error here
     return result
 
 
@@ -109,7 +111,7 @@ class _SegmentPlan:
         bell = _bell((np.arange(margin) + 0.5) / margin * 2 - 1)
         self.ramp = np.cumsum(bell) / bell.sum()
 
-    def run(self, source: np.ndarray, outputs: range) -> tuple[range, np.ndarray]:
+    def run(self, source: np.ndarray, outputs: range) -> np.ndarray:
         """Resampled values of ``outputs`` (a range of output indices)."""
         import scipy.fft
 
@@ -133,11 +135,11 @@ class _SegmentPlan:
         # grid position of output m, times target: exact in integers
         positions = np.arange(outputs.start, outputs.stop, dtype=np.int64) * n - start * target
         positions *= self.oversampling
-        return outputs, _interpolate(grid, positions // target, (positions % target) / target)
+        return _interpolate(grid, positions // target, (positions % target) / target)
 
 
 def _mono_float64(block: np.ndarray) -> np.ndarray:
-    """The working-precision mono mix of ``block`` (float32 rows stay float32), as float64."""
+    """The mono mix of ``block`` in the working precision (float32 mixes in float32), as float64."""
     if block.dtype != np.float32:
         block = block.astype(np.float64, copy=False)
     if block.ndim == 2:
