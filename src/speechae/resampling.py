@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["WHOLE_SIGNAL_SAMPLES", "fft_resample", "resample_in_segments"]
 
@@ -114,21 +118,37 @@ def _chirp_dft(values: np.ndarray, length: int, outputs: int, *, sign: int) -> n
 
     count = len(values)
     size = _fast_fft_size(count + outputs - 1)
-    steps = torch.arange(max(count, outputs), dtype=torch.int64)
-    angle = (steps * steps % (2 * length)).to(torch.float64) * (sign * math.pi / length)
-    chirp = torch.polar(torch.ones_like(angle), angle)
-    del steps, angle
     signal = torch.zeros(size, dtype=torch.complex128)
-    signal[:count] = torch.from_numpy(np.asarray(values)) * chirp[:count]
+    _write_chirp(signal[:count], range(count), length, sign)
+    signal[:count] *= torch.from_numpy(np.asarray(values))
     product = torch.fft.fft(signal)
     del signal
-    kernel = torch.zeros(size, dtype=torch.complex128)
-    kernel[:outputs] = chirp[:outputs].conj()
-    kernel[size - count + 1 :] = chirp[1:count].flip(0).conj()  # the chirp at negative lags
+    kernel = torch.zeros(size, dtype=torch.complex128)  # the conjugate chirp, negative lags at the end
+    _write_chirp(kernel[:outputs], range(outputs), length, -sign)
+    _write_chirp(kernel[size - count + 1 :], range(count - 1, 0, -1), length, -sign)
     product *= torch.fft.fft(kernel)
     del kernel
-    result = torch.fft.ifft(product)[:outputs] * chirp[:outputs]
-    return result.numpy()
+    result = torch.fft.ifft(product)[:outputs].clone()
+    del product
+    chirp = torch.empty(outputs, dtype=torch.complex128)
+    _write_chirp(chirp, range(outputs), length, sign)
+    return (result * chirp).numpy()
+
+
+def _write_chirp(out: torch.Tensor, steps: range, length: int, sign: int) -> None:
+    """``out[i] = exp(sign * 1j * pi * t**2 / length)`` for ``t = steps[i]``, in blocks.
+
+    The phases are reduced modulo ``2 * length`` in integers, so they stay exact to float64
+    rounding however long the signal; blocks keep the temporaries small.
+    """
+    import torch
+
+    block = 1 << 20
+    for first in range(0, len(steps), block):
+        part = steps[first : first + block]
+        t = torch.arange(part.start, part.stop, part.step, dtype=torch.int64)
+        angle = (t * t % (2 * length)).to(torch.float64) * (sign * math.pi / length)
+        out[first : first + len(part)] = torch.polar(torch.ones_like(angle), angle)
 
 
 def _fast_fft_size(minimum: int) -> int:
