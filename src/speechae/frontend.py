@@ -138,7 +138,8 @@ def condition_signal(
         warnings.warn(
             f"{name or 'a recording'}: {len(given) / sampling_rate / 60:.1f} minutes at "
             f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
-            "one FFT of the whole signal as DisVoice does; near-silent windows may differ",
+            "one FFT of the whole signal as DisVoice does; Mel bands that hold only rounding noise "
+            "or ringing (near-silence, the empty upper bands of upsampled audio) may differ",
             SegmentedResamplingWarning,
             stacklevel=2,
         )

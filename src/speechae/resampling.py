@@ -205,7 +205,10 @@ class _SegmentPlan:
     def __init__(self, n: int, target: int, margin: int) -> None:
         self.n, self.target, self.margin = n, target, margin
         self.kept_bins = min(n, target) // 2  # the whole-signal FFT keeps frequencies up to this / n
-        self.oversampling = max(1, math.ceil(self.kept_bins / n / _BAND_PER_GRID_SAMPLE))
+        if target % n == 0:  # upsampling by an integer (8 to 16 kHz): outputs on the grid itself
+            self.oversampling = target // n
+        else:
+            self.oversampling = max(1, math.ceil(self.kept_bins / n / _BAND_PER_GRID_SAMPLE))
         # a smooth step (the running sum of a bell): its leakage falls off exponentially
         bell = _bell((np.arange(margin) + 0.5) / margin * 2 - 1)
         self.ramp = np.cumsum(bell) / bell.sum()
