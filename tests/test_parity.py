@@ -68,23 +68,3 @@ def test_every_corpus_file_has_a_case():
     covered = {entry["file"] for entry in parity_manifest()}
     on_disk = {p.name for p in CORPUS.iterdir() if p.suffix in (".wav", ".mp3", ".flac", ".ogg")}
     assert on_disk <= covered
-
-
-def test_float64_downsampling_of_an_awkward_length_stays_within_tolerance(cae, monkeypatch):
-    """Bluestein's FFT (used where pocketfft is slow) gives DisVoice's features within tolerance."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
-
-    from speechae import resampling
-
-    samples, _ = sf.read(EXAMPLE, dtype="int16")
-    upsampled = resample_poly(samples.astype(np.float64), 441, 160)
-    length = next(n for n in range(len(upsampled), 0, -1) if resampling._slow_for_pocketfft(n))
-    signal = np.round(upsampled[:length]).clip(-32768, 32767).astype(np.int16)
-    chirp = cae.signal_features(signal, 44100)
-    monkeypatch.setattr(resampling, "_slow_for_pocketfft", lambda length: False)
-    pocketfft = cae.signal_features(signal, 44100)
-    assert len(chirp.starts) == len(pocketfft.starts) > 10
-    assert_matches(chirp.bottleneck, pocketfft.bottleneck, BOTTLENECK, "bottleneck")
-    assert_matches(chirp.error, pocketfft.error, ERROR, "error")
-    assert_matches(chirp.static, pocketfft.static, STATIC, "static")

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from speechae import frontend, resampling
+from speechae import frontend
 from speechae.errors import SegmentedResamplingWarning
 from speechae.resampling import fft_resample, resample_in_segments
 
@@ -25,31 +25,6 @@ def test_fft_resample_is_scipy_signal_resample_bit_for_bit(dtype, length, target
     got = fft_resample(x, target)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
-
-
-@pytest.mark.parametrize(
-    ("length", "target"), [(4001, 1451), (4000, 1451), (3999, 1450), (1001, 2002), (1000, 2001)]
-)
-def test_chirp_transforms_equal_pocketfft_to_rounding(monkeypatch, length, target):
-    x = np.random.default_rng(length).standard_normal(length)
-    expected = fft_resample(x, target)
-    monkeypatch.setattr(resampling, "_slow_for_pocketfft", lambda length: True)
-    got = fft_resample(x, target, pocketfft_rounding=False)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13 * np.abs(expected).max())
-
-
-@pytest.mark.parametrize("sign", [-1, 1])
-def test_chirp_dft_is_the_dft_for_any_length(sign):
-    x = np.random.default_rng(7).standard_normal(97) + 1j * np.random.default_rng(8).standard_normal(97)
-    full = np.fft.fft(x) if sign < 0 else np.fft.ifft(x) * len(x)
-    np.testing.assert_allclose(resampling._chirp_dft(x, 97, 60, sign=sign), full[:60], atol=1e-12)
-
-
-def test_only_lengths_with_large_prime_factors_count_as_slow():
-    assert not resampling._slow_for_pocketfft(26_460_000)  # 2^5 3^3 5^4 7^2
-    assert not resampling._slow_for_pocketfft(9_599_997)  # 3 11 19 61 251
-    assert resampling._slow_for_pocketfft(26_459_993)  # 7 1663 2273
-    assert resampling._slow_for_pocketfft(2 * 1_000_003)
 
 
 def periodic_tones(n: int, highest: float, seed: int = 0) -> np.ndarray:

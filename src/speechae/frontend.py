@@ -149,10 +149,7 @@ def condition_signal(
         if samples.ndim == 2:
             samples = samples.mean(axis=1)
         if target != len(samples):
-            # empty bands of an upsampled signal, and every band of float32, hold rounding noise
-            # whose logarithm the reference takes: only float64 downsampling may round otherwise
-            exact = samples.dtype == np.float32 or target > len(samples)
-            samples = fft_resample(samples, target, pocketfft_rounding=exact)
+            samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
     # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array

@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["WHOLE_SIGNAL_SAMPLES", "fft_resample", "resample_in_segments"]
 
@@ -43,20 +39,13 @@ _WINDOW_SHAPE = 1.875 * _TAPS
 _BAND_PER_GRID_SAMPLE = 0.19
 
 
-def fft_resample(samples: np.ndarray, target: int, *, pocketfft_rounding: bool = True) -> np.ndarray:
+def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:
     """Resample a whole signal to ``target`` samples by cutting or zero-padding its spectrum.
 
     The same arithmetic, in the same precision, as ``scipy.signal.resample`` without a window
     (SciPy 1.17), which the reference uses: real FFT, keep the lowest ``min(n, target)`` bins, halve
     (upsampling) or double (downsampling) an unpaired Nyquist bin, divide by ``n / target``,
     inverse real FFT. Importing ``scipy.fft`` alone is half a second faster than ``scipy.signal``.
-
-    pocketfft (SciPy's FFT) needs time proportional to a length's large prime factors: a
-    10-minute 44.1 kHz signal of 26,459,993 = 7 * 1663 * 2273 samples takes 20 s. Without
-    ``pocketfft_rounding``, such a transform is computed as a chirp convolution of FFT-friendly
-    size instead (Bluestein's algorithm, 4 s here): the same DFT, but rounded differently
-    (about 1e-15 of the peak), so only for float64 signals that are downsampled, whose rounding
-    no Mel band depends on.
 
     Example:
         >>> fft_resample(np.cos(np.pi * np.arange(8) / 2), 16)[:4].round(6).tolist()
@@ -66,98 +55,10 @@ def fft_resample(samples: np.ndarray, target: int, *, pocketfft_rounding: bool =
 
     n = len(samples)
     kept = min(n, target)
-    if pocketfft_rounding or not _slow_for_pocketfft(n):
-        spectrum = scipy.fft.rfft(samples)[: kept // 2 + 1]
-    else:
-        spectrum = _chirp_dft(samples, n, kept // 2 + 1, sign=-1)
+    spectrum = scipy.fft.rfft(samples)[: kept // 2 + 1]
     if kept % 2 == 0 and target != n:
         spectrum[kept // 2] *= 2 if target < n else 0.5
-    spectrum = spectrum / (n / target)
-    if pocketfft_rounding or not _slow_for_pocketfft(target):
-        return scipy.fft.irfft(spectrum, n=target, overwrite_x=True)
-    # irfft's reading of a half-spectrum: positive bins count twice, the real parts of the zero
-    # bin and of an even length's Nyquist bin once
-    doubled = spectrum * 2
-    doubled[0] = spectrum[0].real
-    if len(spectrum) == target // 2 + 1 and target % 2 == 0:
-        doubled[-1] = spectrum[-1].real
-    return _chirp_dft(doubled, target, target, sign=1).real / target
-
-
-def _slow_for_pocketfft(length: int) -> bool:
-    """Whether pocketfft would spend much longer on ``length`` than a chirp convolution.
-
-    Its passes for prime factors above 11 cost time in proportion to the prime; measured on
-    26 million samples, a factor 499 doubles the time of a smooth length and the chirp
-    convolution costs about 2.6 smooth transforms.
-    """
-    large, rest, factor = 0, length, 2
-    while factor * factor <= rest:
-        while rest % factor == 0:
-            large += factor if factor > 11 else 0
-            rest //= factor
-        factor += 1
-    large += rest if rest > 11 else 0
-    return large > 400
-
-
-def _chirp_dft(values: np.ndarray, length: int, outputs: int, *, sign: int) -> np.ndarray:
-    """``sum_j values[j] * exp(sign * 2j * pi * j * k / length)`` for ``k < outputs`` (Bluestein).
-
-    ``j * k = (j**2 + k**2 - (k - j)**2) / 2`` turns the sum into a convolution with the chirp
-    ``exp(sign * 1j * pi * t**2 / length)``, done with FFTs of a size that is fast whatever
-    ``length`` is. The chirp's phases are reduced modulo ``2 * length`` in integers, so they are
-    exact to float64 rounding however long the signal.
-
-    Example:
-        >>> x = np.arange(5.0)
-        >>> bool(np.allclose(_chirp_dft(x, 5, 3, sign=-1), np.fft.fft(x)[:3]))
-        True
-    """
-    import torch
-
-    count = len(values)
-    size = _fast_fft_size(count + outputs - 1)
-    signal = torch.zeros(size, dtype=torch.complex128)
-    _write_chirp(signal[:count], range(count), length, sign)
-    signal[:count] *= torch.from_numpy(np.asarray(values))
-    product = torch.fft.fft(signal)
-    del signal
-    kernel = torch.zeros(size, dtype=torch.complex128)  # the conjugate chirp, negative lags at the end
-    _write_chirp(kernel[:outputs], range(outputs), length, -sign)
-    _write_chirp(kernel[size - count + 1 :], range(count - 1, 0, -1), length, -sign)
-    product *= torch.fft.fft(kernel)
-    del kernel
-    result = torch.fft.ifft(product)[:outputs].clone()
-    del product
-    chirp = torch.empty(outputs, dtype=torch.complex128)
-    _write_chirp(chirp, range(outputs), length, sign)
-    return (result * chirp).numpy()
-
-
-def _write_chirp(out: torch.Tensor, steps: range, length: int, sign: int) -> None:
-    """``out[i] = exp(sign * 1j * pi * t**2 / length)`` for ``t = steps[i]``, in blocks.
-
-    The phases are reduced modulo ``2 * length`` in integers, so they stay exact to float64
-    rounding however long the signal; blocks keep the temporaries small.
-    """
-    import torch
-
-    block = 1 << 20
-    for first in range(0, len(steps), block):
-        part = steps[first : first + block]
-        t = torch.arange(part.start, part.stop, part.step, dtype=torch.int64)
-        angle = (t * t % (2 * length)).to(torch.float64) * (sign * math.pi / length)
-        out[first : first + len(part)] = torch.polar(torch.ones_like(angle), angle)
-
-
-def _fast_fft_size(minimum: int) -> int:
-    """The smallest ``2**a * 3**b * 5**c`` (``c <= 1``) not below ``minimum``: fast for MKL's FFT."""
-    best = 1 << max(minimum - 1, 1).bit_length()
-    for odd in (3, 5, 9, 15, 27, 45, 81, 135, 243):
-        size = odd << max((minimum - 1) // odd, 1).bit_length()
-        best = min(best, size)
-    return best
+    return scipy.fft.irfft(spectrum / (n / target), n=target, overwrite_x=True)
 
 
 def resample_in_segments(
