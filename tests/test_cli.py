@@ -221,3 +221,14 @@ def test_train_then_extract_and_inspect_the_model(tmp_path):
     )
     assert extracted.returncode == 0, extracted.stderr
     assert pd.read_csv(out).shape == (5, 3 + 8 + 128)
+
+
+def test_entry_point_exits_with_the_code_of_main_after_freezing_the_collector(monkeypatch):
+    import gc
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 3)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))  # keep this process's collector
+    with pytest.raises(SystemExit) as exit_info:
+        cli.entry_point()
+    assert exit_info.value.code == 3 and calls == ["main", "freeze"]

@@ -1,5 +1,5 @@
 """``python -m speechae`` runs the command-line interface."""
 
-from speechae.cli import main
+from speechae.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

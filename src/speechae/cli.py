@@ -9,10 +9,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -485,3 +487,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = previous
+
+
+def entry_point() -> NoReturn:
+    """The ``speechae`` command (and ``python -m speechae``): :func:`main`, then a quick exit.
+
+    Every output is written and closed when :func:`main` returns. Freezing the garbage
+    collector's objects then spares the interpreter's last collection over torch's and pandas's
+    hundreds of thousands of objects: 0.3 s of the 1.8 s a short file takes.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
