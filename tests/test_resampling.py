@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from speechae import frontend
+from speechae import frontend, resampling
 from speechae.errors import SegmentedResamplingWarning
 from speechae.resampling import fft_resample, resample_in_segments
 
@@ -94,3 +94,12 @@ def test_signals_at_16k_are_never_resampled(monkeypatch):
         warnings.simplefilter("error")
         out = frontend.condition_signal(x, 16000)
     np.testing.assert_array_equal(out, (x - x.mean()) / np.abs(x - x.mean()).max())
+
+
+def test_output_positions_stay_exact_in_a_hundred_hour_recording():
+    n = 100 * 3600 * 44100 + 7  # m * n passes 2**63 near the end
+    target = int(n * 16000 / 44100)
+    constant = np.broadcast_to(np.float64(0.5), (n,))  # no memory for the samples themselves
+    plan = resampling._SegmentPlan(n, target, margin=4096)
+    values = plan.run(constant, range(target - 2000, target - 1000))
+    np.testing.assert_allclose(values, 0.5, atol=1e-9)

@@ -135,8 +135,9 @@ class _SegmentPlan:
         grid = scipy.fft.irfft(spectrum, n=length * self.oversampling, overwrite_x=True)
         grid *= self.oversampling
         del spectrum
-        # grid position of output m, times target: exact in integers
-        positions = np.arange(outputs.start, outputs.stop, dtype=np.int64) * n - start * target
+        # grid position of output m times target, exact in integers; counted from the segment's
+        # first output so that int64 holds it however long the recording
+        positions = np.arange(len(outputs), dtype=np.int64) * n + (outputs.start * n - start * target)
         positions *= self.oversampling
         return _interpolate(grid, positions // target, (positions % target) / target)
 
