@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechae.audio import audio_duration, find_audio_files, read_audio
+from speechae.audio import audio_duration, audio_frames, find_audio_files, read_audio, spool_audio
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
@@ -54,6 +54,47 @@ def test_native_integers_condition_to_the_same_bits_as_float64(tmp_path, subtype
     stored, rate = read_audio(path, native=True)
     assert stored.dtype == dtype and stored.shape == (30000, 2)
     np.testing.assert_array_equal(condition_signal(stored, rate), condition_signal(read_audio(path)[0], rate))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "subtype", "channels"),
+    [(".wav", "PCM_16", 2), (".wav", "PCM_24", 1), (".wav", "FLOAT", 2), (".flac", "PCM_16", 2)],
+)
+def test_spooled_samples_are_the_native_samples(tmp_path, suffix, subtype, channels):
+    path = tmp_path / f"noise{suffix}"
+    noise = np.random.default_rng(5).uniform(-0.9, 0.9, (30011, channels)).squeeze()
+    sf.write(path, noise, 22050, subtype=subtype)
+    stored, _ = read_audio(path, native=True)
+    with spool_audio(path, block_frames=1000) as spooled:
+        assert (len(spooled), spooled.dtype, spooled.ndim, spooled.sampling_rate) == (
+            30011,
+            stored.dtype,
+            stored.ndim,
+            22050,
+        )
+        np.testing.assert_array_equal(spooled.read(0, 30011), stored)
+        np.testing.assert_array_equal(spooled.read(12345, 23456), stored[12345:23456])
+        assert len(spooled.read(500, 500)) == 0
+        with pytest.raises(ParameterError, match="outside the recording"):
+            spooled.read(30000, 30012)
+    part, _ = read_audio(path, native=True, start=0.1, end=0.9)
+    with spool_audio(path, start=0.1, end=0.9, block_frames=999) as spooled:
+        np.testing.assert_array_equal(spooled.read(0, len(spooled)), part)
+    assert audio_frames(path, start=0.1, end=0.9) == (len(part), 22050)
+
+
+def test_spooling_refuses_what_reading_refuses(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(path, TONE, 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:20000])
+    with pytest.raises(AudioDecodeError, match=r"cut\.wav: truncated"):
+        spool_audio(path)
+    with pytest.raises(AudioFileNotFoundError):
+        spool_audio(tmp_path / "missing.wav")
+    header_only = tmp_path / "empty.wav"
+    sf.write(header_only, np.zeros(0), 16000)
+    with pytest.raises(EmptyAudioError, match="no audio samples"):
+        spool_audio(header_only)
 
 
 def test_multichannel_files_keep_their_channels(tmp_path):

@@ -4,9 +4,11 @@ import warnings
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from speechae import frontend, resampling
-from speechae.errors import SegmentedResamplingWarning
+from speechae.audio import read_audio, spool_audio
+from speechae.errors import NonFiniteAudioError, SegmentedResamplingWarning
 from speechae.resampling import fft_resample, resample_in_segments
 
 
@@ -59,6 +61,62 @@ def test_segments_keep_the_source_compact_and_mix_it_as_the_whole_signal_is():
         stereo[:, 0].astype(np.float32), 18140, outputs_per_segment=5000, margin=2048
     )
     assert single.dtype == np.float32
+
+
+class ListedSource:
+    """A :class:`~speechae.resampling.SampleSource` over an array that records what was read."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self.samples, self.dtype, self.ndim, self.reads = samples, samples.dtype, samples.ndim, []
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        self.reads.append((first, last))
+        return self.samples[first:last].copy()
+
+
+@pytest.mark.parametrize(("n", "per_segment", "margin"), [(50001, 5000, 2048), (3001, 400, 2500)])
+def test_segments_read_from_a_source_equal_segments_of_the_array(n, per_segment, margin):
+    stereo = np.random.default_rng(6).integers(-30000, 30000, (n, 2)).astype(np.int16)
+    source = ListedSource(stereo)
+    target = int(n * 16000 / 44100)
+    from_source = resample_in_segments(source, target, outputs_per_segment=per_segment, margin=margin)
+    np.testing.assert_array_equal(
+        from_source, resample_in_segments(stereo, target, outputs_per_segment=per_segment, margin=margin)
+    )
+    assert all(0 <= first <= last <= n for first, last in source.reads)
+    assert any(last == n for _, last in source.reads)  # the first segment wraps round to the end
+
+
+def test_condition_signal_takes_a_spooled_recording(tmp_path, monkeypatch):
+    path = tmp_path / "talk.wav"
+    rate, n = 44100, 44100 * 2 + 5
+    sf.write(path, periodic_tones(n, highest=0.15) / 45, rate, subtype="PCM_24")
+    stored, _ = read_audio(path, native=True)
+    with spool_audio(path, block_frames=10000) as spooled:
+        np.testing.assert_array_equal(
+            frontend.condition_signal(spooled, rate), frontend.condition_signal(stored, rate)
+        )
+        monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 50000)
+        with pytest.warns(SegmentedResamplingWarning):
+            segmented = frontend.condition_signal(spooled, rate, name="talk.wav")
+        with pytest.warns(SegmentedResamplingWarning):
+            np.testing.assert_array_equal(segmented, frontend.condition_signal(stored, rate))
+
+
+@pytest.mark.parametrize("whole_signal_samples", [2**25, 50000])
+def test_non_finite_samples_in_a_spooled_recording_are_refused(tmp_path, monkeypatch, whole_signal_samples):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", whole_signal_samples)
+    samples = periodic_tones(44100 * 2, highest=0.15).astype(np.float32) / 45
+    samples[70000] = np.nan
+    path = tmp_path / "broken.wav"
+    sf.write(path, samples, 44100, subtype="FLOAT")
+    with spool_audio(path) as spooled, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SegmentedResamplingWarning)
+        with pytest.raises(NonFiniteAudioError, match="NaN or infinite"):
+            frontend.condition_signal(spooled, 44100)
 
 
 def test_the_difference_from_the_whole_transform_lies_near_the_cutoff():

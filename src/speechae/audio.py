@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,7 +33,16 @@ from speechae.errors import (
     ParameterError,
 )
 
-__all__ = ["AUDIO_EXTENSIONS", "audio_duration", "file_sha256", "find_audio_files", "read_audio"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "SpooledAudio",
+    "audio_duration",
+    "audio_frames",
+    "file_sha256",
+    "find_audio_files",
+    "read_audio",
+    "spool_audio",
+]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".wav",
@@ -142,20 +153,130 @@ def read_audio(
     """
     path = Path(path)
     info = _open_info(path)
-    first = 0 if start is None else round(start * info.samplerate)
-    last = None if end is None else round(end * info.samplerate)
-    if first < 0 or (last is not None and last <= first):
-        raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
+    first, last = _frame_range(path, info, start, end)
     try:
         samples, rate = sf.read(
             str(path), start=first, stop=last, dtype=_reference_dtype(info, native), always_2d=False
         )
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
-    if samples.shape[0] == 0:
-        raise EmptyAudioError(f"{path}: the file holds no audio samples")
-    _check_complete(path, info, samples.shape[0], whole=start is None and end is None)
+    _check_decoded(path, info, samples.shape[0], whole=start is None and end is None)
     return samples, rate
+
+
+def _frame_range(
+    path: Path, info: sf._SoundFileInfo, start: float | None, end: float | None
+) -> tuple[int, int | None]:
+    first = 0 if start is None else round(start * info.samplerate)
+    last = None if end is None else round(end * info.samplerate)
+    if first < 0 or (last is not None and last <= first):
+        raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
+    return first, last
+
+
+def _check_decoded(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool) -> None:
+    if frames_read == 0:
+        raise EmptyAudioError(f"{path}: the file holds no audio samples")
+    _check_complete(path, info, frames_read, whole)
+
+
+class SpooledAudio:
+    """A decoded recording parked in an anonymous temporary file and read back by frame ranges.
+
+    It holds the samples :func:`read_audio` with ``native=True`` would return, in the same dtype
+    and shape, without keeping them in memory: an hour of 48 kHz stereo is 1.4 GB as float32.
+    The file disappears when the object is closed (it is a context manager).
+
+    Example:
+        >>> import tempfile, numpy as np, soundfile as sf
+        >>> path = tempfile.mktemp(suffix=".flac")
+        >>> sf.write(path, np.zeros((48000, 2)), 48000)
+        >>> with spool_audio(path) as audio:
+        ...     len(audio), audio.read(100, 103).shape, audio.dtype, audio.sampling_rate
+        (48000, (3, 2), dtype('float32'), 48000)
+    """
+
+    def __init__(
+        self, handle: BinaryIO, frames: int, channels: int, dtype: np.dtype, sampling_rate: int
+    ) -> None:
+        self._handle = handle
+        self.frames, self.channels, self.sampling_rate = frames, channels, sampling_rate
+        self.dtype = np.dtype(dtype)
+        self.ndim = 1 if channels == 1 else 2
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Frames ``first..last-1`` (within the recording) as a new array."""
+        if not 0 <= first <= last <= self.frames:
+            raise ParameterError(f"frames {first}-{last} lie outside the recording's {self.frames}")
+        shape = (last - first,) if self.ndim == 1 else (last - first, self.channels)
+        samples = np.empty(shape, dtype=self.dtype)
+        view = memoryview(samples.reshape(-1).view(np.uint8))
+        self._handle.seek(first * self.channels * self.dtype.itemsize)
+        filled = 0
+        while filled < len(view):  # a read may return less than asked
+            filled += self._handle.readinto(view[filled:])
+        return samples
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the temporary file is gone."""
+        return self._handle.closed
+
+    def __enter__(self) -> SpooledAudio:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def spool_audio(
+    path: str | os.PathLike[str],
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    block_frames: int = 2**20,
+) -> SpooledAudio:
+    """Decode a file block by block into a :class:`SpooledAudio` (``read_audio(native=True)``'s samples).
+
+    Memory stays at one block whatever the recording's length; the temporary file (in the
+    system's temporary folder, ``TMPDIR``) takes the samples' size on disk.
+
+    Raises:
+        AudioFileNotFoundError, AudioDecodeError (also for a truncated file), EmptyAudioError,
+        ParameterError.
+    """
+    path = Path(path)
+    info = _open_info(path)
+    first, last = _frame_range(path, info, start, end)
+    dtype = np.dtype(_reference_dtype(info, native=True))
+    handle = tempfile.TemporaryFile(buffering=0)
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as source:
+            if first:
+                source.seek(first)
+            while last is None or first + frames < last:
+                wanted = block_frames if last is None else min(block_frames, last - first - frames)
+                block = source.read(wanted, dtype=dtype.name, always_2d=False)
+                if len(block) == 0:
+                    break
+                handle.write(np.ascontiguousarray(block).data)
+                frames += len(block)
+        _check_decoded(path, info, frames, whole=start is None and end is None)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        handle.close()
+        raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
+    except BaseException:
+        handle.close()
+        raise
+    return SpooledAudio(handle, frames, info.channels, dtype, info.samplerate)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -175,6 +296,26 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     except OSError as error:
         raise AudioDecodeError(f"{path}: the file cannot be read ({error.strerror or error})") from None
     return digest.hexdigest()
+
+
+def audio_frames(
+    path: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
+) -> tuple[int, int]:
+    """``(frames, sampling_rate)`` of a file, or of its part from ``start`` to ``end`` seconds.
+
+    Read from the header without decoding: MP3 and Vorbis headers give estimates.
+
+    Example:
+        >>> import tempfile, numpy as np, soundfile as sf
+        >>> path = tempfile.mktemp(suffix=".wav")
+        >>> sf.write(path, np.zeros(16000), 8000)
+        >>> audio_frames(path, start=0.5)
+        (12000, 8000)
+    """
+    path = Path(path)
+    info = _open_info(path)
+    first, last = _frame_range(path, info, start, end)
+    return max(0, min(info.frames, info.frames if last is None else last) - first), info.samplerate
 
 
 def audio_duration(path: str | os.PathLike[str]) -> float:

@@ -16,15 +16,23 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import torch
 
 from speechae.allocator import retain_freed_memory
-from speechae.audio import AUDIO_EXTENSIONS, find_audio_files, read_audio
+from speechae.audio import (
+    AUDIO_EXTENSIONS,
+    SpooledAudio,
+    audio_frames,
+    find_audio_files,
+    read_audio,
+    spool_audio,
+)
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, PRECISIONS
 from speechae.errors import (
     AudioError,
@@ -40,7 +48,13 @@ from speechae.features import (
     dynamic_feature_names,
     static_feature_names,
 )
-from speechae.frontend import LogMelFrontEnd, condition_signal, frontend_config
+from speechae.frontend import (
+    FrontEndConfig,
+    LogMelFrontEnd,
+    condition_signal,
+    frontend_config,
+    resamples_in_segments,
+)
 from speechae.weights import LoadedModel, load_model
 
 __all__ = ["LEVELS", "Extractor"]
@@ -63,6 +77,23 @@ def _warn_dropped(features: FileFeatures, name: str) -> None:
             ),
             stacklevel=4,
         )
+
+
+@contextmanager
+def _recording(
+    path: str | os.PathLike[str], start: float | None, end: float | None, config: FrontEndConfig
+) -> Iterator[tuple[np.ndarray | SpooledAudio, int]]:
+    """A recording's samples as stored, in memory or spooled to disk.
+
+    Recordings to be resampled in segments are spooled: an hour of 48 kHz stereo is 1.4 GB even
+    as float32.
+    """
+    frames, sampling_rate = audio_frames(path, start=start, end=end)
+    if not resamples_in_segments(frames, sampling_rate, config=config):
+        yield read_audio(path, start=start, end=end, native=True)
+        return
+    with spool_audio(path, start=start, end=end) as spooled:
+        yield spooled, spooled.sampling_rate
 
 
 def static_of(features: FileFeatures, name: str) -> np.ndarray:
@@ -268,10 +299,9 @@ class Extractor:
             >>> features = Extractor("cae-256").recording_features("talk.wav")  # doctest: +SKIP
         """
         name = os.fspath(path)
-        signal, sampling_rate = read_audio(path, start=start, end=end, native=True)
-        duration = len(signal) / sampling_rate
-        conditioned = self._condition(signal, sampling_rate, name)
-        del signal  # an hour at 44.1 kHz is 320 MB even as stored integers
+        with _recording(path, start, end, self.frontend.config) as (signal, sampling_rate):
+            duration = len(signal) / sampling_rate
+            conditioned = self._condition(signal, sampling_rate, name)
         return self._conditioned_features(
             conditioned, duration, name, keep_spectrograms, chunk_size, memory_budget
         )

@@ -34,7 +34,12 @@ from speechae.errors import (
     SegmentedResamplingWarning,
     SilentAudioError,
 )
-from speechae.resampling import WHOLE_SIGNAL_SAMPLES, fft_resample, resample_in_segments
+from speechae.resampling import (
+    WHOLE_SIGNAL_SAMPLES,
+    SampleSource,
+    fft_resample,
+    resample_in_segments,
+)
 
 __all__ = [
     "FrontEndConfig",
@@ -45,6 +50,7 @@ __all__ = [
     "frontend_config",
     "mel_band_edges",
     "mel_filterbank",
+    "resamples_in_segments",
     "window_count",
     "window_starts",
 ]
@@ -96,7 +102,11 @@ def frontend_config(metadata: dict[str, str]) -> FrontEndConfig:
 
 
 def condition_signal(
-    signal: np.ndarray, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND, name: str = ""
+    signal: np.ndarray | SampleSource,
+    sampling_rate: int,
+    *,
+    config: FrontEndConfig = DEFAULT_FRONTEND,
+    name: str = "",
 ) -> np.ndarray:
     """Mix to mono, resample, remove the mean and divide by the peak.
 
@@ -107,7 +117,9 @@ def condition_signal(
     stored (``read_audio(..., native=True)``): the result is the same as for their float64 values.
 
     Args:
-        signal: samples, shape ``(samples,)`` or ``(samples, channels)``.
+        signal: samples, shape ``(samples,)`` or ``(samples, channels)``, as an array or a
+            :class:`~speechae.resampling.SampleSource` (a recording spooled to disk: only the
+            segments being resampled are in memory at a time).
         sampling_rate: rate of ``signal`` in Hz.
         config: front-end settings; only ``sampling_rate`` and ``window_length`` are used.
         name: what the warning calls the recording (its file).
@@ -126,26 +138,28 @@ def condition_signal(
         >>> x.shape, float(abs(x).max())
         ((16000,), 1.0)
     """
-    given = np.asarray(signal)
-    if given.dtype.kind == "f" and not all(np.isfinite(part).all() for part in _blocks(given)):
-        raise NonFiniteAudioError("the recording contains NaN or infinite samples")
-    target = len(given)
+    spooled = hasattr(signal, "read")
+    if not spooled:
+        signal = _finite(np.asarray(signal))
+    target = len(signal)
     if sampling_rate != config.sampling_rate:
-        target = int(len(given) * config.sampling_rate / sampling_rate)
+        target = int(len(signal) * config.sampling_rate / sampling_rate)
         if target < config.window_length:
-            raise _too_short(len(given) / sampling_rate, config)
-    if max(len(given), target) > WHOLE_SIGNAL_SAMPLES and target != len(given):
+            raise _too_short(len(signal) / sampling_rate, config)
+    if resamples_in_segments(len(signal), sampling_rate, config=config):
         warnings.warn(
-            f"{name or 'a recording'}: {len(given) / sampling_rate / 60:.1f} minutes at "
+            f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
             f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
             "one FFT of the whole signal as DisVoice does; Mel bands that hold only rounding noise "
             "or ringing (near-silence, the empty upper bands of upsampled audio) may differ",
             SegmentedResamplingWarning,
             stacklevel=2,
         )
-        samples = resample_in_segments(given, target)
+        samples = resample_in_segments(signal, target)
+        if spooled:  # a non-finite sample makes its segments' spectra, hence outputs, non-finite
+            _finite(samples)
     else:
-        samples = _working_precision(given)
+        samples = _working_precision(_finite(signal.read(0, len(signal))) if spooled else signal)
         if samples.ndim == 2:
             samples = samples.mean(axis=1)
         if target != len(samples):
@@ -153,16 +167,35 @@ def condition_signal(
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
     # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
-    if np.may_share_memory(samples, given):
-        samples = samples - samples.mean()
-    else:
+    if spooled or not np.may_share_memory(samples, signal):
         samples -= samples.mean()
+    else:
+        samples = samples - samples.mean()
     peak = max(samples.max(), -samples.min())
     if peak == 0:
         raise SilentAudioError(
             "the recording is silent (all samples are equal), so it cannot be peak-normalised"
         )
     samples /= peak
+    return samples
+
+
+def resamples_in_segments(
+    n_samples: int, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND
+) -> bool:
+    """Whether :func:`condition_signal` resamples a signal of this length in segments.
+
+    Example:
+        >>> resamples_in_segments(60 * 60 * 44100, 44100), resamples_in_segments(60 * 60 * 16000, 16000)
+        (True, False)
+    """
+    target = int(n_samples * config.sampling_rate / sampling_rate)
+    return max(n_samples, target) > WHOLE_SIGNAL_SAMPLES and target != n_samples
+
+
+def _finite(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype.kind == "f" and not all(np.isfinite(part).all() for part in _blocks(samples)):
+        raise NonFiniteAudioError("the recording contains NaN or infinite samples")
     return samples
 
 

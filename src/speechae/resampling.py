@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["WHOLE_SIGNAL_SAMPLES", "fft_resample", "resample_in_segments"]
+__all__ = ["WHOLE_SIGNAL_SAMPLES", "SampleSource", "fft_resample", "resample_in_segments"]
 
 #: Longest signal (input or output samples) resampled with one FFT of the whole signal, as
 #: DisVoice does: about 12.7 minutes at 44.1 kHz, 35 minutes from 8 kHz. At this size the FFTs
@@ -37,6 +38,19 @@ WHOLE_SIGNAL_SAMPLES = 2**25
 _TAPS = 16
 _WINDOW_SHAPE = 1.875 * _TAPS
 _BAND_PER_GRID_SAMPLE = 0.19
+
+
+class SampleSource(Protocol):
+    """Samples ``(n,)`` or ``(n, channels)`` read by ranges, e.g. :class:`speechae.audio.SpooledAudio`."""
+
+    dtype: np.dtype
+    ndim: int
+
+    def __len__(self) -> int: ...
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Samples ``first..last-1`` as a new array."""
+        ...
 
 
 def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:
@@ -62,7 +76,7 @@ def fft_resample(samples: np.ndarray, target: int) -> np.ndarray:
 
 
 def resample_in_segments(
-    source: np.ndarray,
+    source: np.ndarray | SampleSource,
     target: int,
     *,
     outputs_per_segment: int = 2**21,
@@ -70,7 +84,8 @@ def resample_in_segments(
 ) -> np.ndarray:
     """Ideal low-pass resampling of a periodic signal to ``target`` samples, one segment at a time.
 
-    ``source`` is ``(n,)`` or ``(n, channels)`` of any numeric type; each segment is brought to
+    ``source`` is ``(n,)`` or ``(n, channels)`` of any numeric type, an array or a
+    :class:`SampleSource` (such as a recording spooled to disk); each segment is read, brought to
     the working precision and mixed to mono as the whole signal would be (float32 stays float32,
     everything else becomes float64), so the source can stay in its compact stored form. Output
     sample ``m`` lies at input position ``m * n / target``, as in :func:`fft_resample`.
@@ -123,7 +138,7 @@ class _SegmentPlan:
         high = -(-(outputs.stop - 1) * n // target) + _TAPS + 1
         start = low - margin
         length = 2 * scipy.fft.next_fast_len((high + margin - start + 1) // 2, real=True)
-        segment = _mono_float64(source[np.arange(start, start + length) % n])
+        segment = _mono_float64(_read_periodic(source, start, length))
         segment[:margin] *= self.ramp
         segment[high - start : high - start + margin] *= self.ramp[::-1]
         segment[high - start + margin :] = 0.0
@@ -140,6 +155,19 @@ class _SegmentPlan:
         positions = np.arange(len(outputs), dtype=np.int64) * n + (outputs.start * n - start * target)
         positions *= self.oversampling
         return _interpolate(grid, positions // target, (positions % target) / target)
+
+
+def _read_periodic(source: np.ndarray | SampleSource, start: int, length: int) -> np.ndarray:
+    """Samples ``start..start+length-1`` of the periodic extension of ``source``, as a new array."""
+    n = len(source)
+    read = source.read if hasattr(source, "read") else lambda first, last: source[first:last]
+    pieces, position = [], start
+    while position < start + length:
+        first = position % n
+        last = min(n, first + start + length - position)
+        pieces.append(read(first, last))
+        position += last - first
+    return np.concatenate(pieces)
 
 
 def _mono_float64(block: np.ndarray) -> np.ndarray:
