@@ -25,12 +25,21 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["WHOLE_SIGNAL_SAMPLES", "SampleSource", "fft_resample", "resample_in_segments"]
+__all__ = [
+    "SEGMENT_SPAN",
+    "WHOLE_SIGNAL_SAMPLES",
+    "SampleSource",
+    "fft_resample",
+    "resample_in_segments",
+]
 
 #: Longest signal (input or output samples) resampled with one FFT of the whole signal, as
 #: DisVoice does: about 12.7 minutes at 44.1 kHz, 35 minutes from 8 kHz. At this size the FFTs
 #: need up to about 4 GB; DisVoice's network runs out of memory on 24 GB after 11 minutes anyway.
 WHOLE_SIGNAL_SAMPLES = 2**25
+
+#: Input (or output, whichever is more) samples in the core of one segment by default.
+SEGMENT_SPAN = 2**22
 
 #: Interpolation taps on each side and the shape of their window (exponential of a semicircle,
 #: also the bell of the margins' smooth steps), chosen for interpolation errors below 1e-12 of
@@ -79,7 +88,7 @@ def resample_in_segments(
     source: np.ndarray | SampleSource,
     target: int,
     *,
-    outputs_per_segment: int = 2**21,
+    outputs_per_segment: int | None = None,
     margin: int = 2**19,
 ) -> np.ndarray:
     """Ideal low-pass resampling of a periodic signal to ``target`` samples, one segment at a time.
@@ -90,18 +99,23 @@ def resample_in_segments(
     everything else becomes float64), so the source can stay in its compact stored form. Output
     sample ``m`` lies at input position ``m * n / target``, as in :func:`fft_resample`.
 
-    Each segment covers ``outputs_per_segment`` outputs plus ``margin`` input samples on either
-    side, tapered by smooth steps; its spectrum is cut at the same frequency as the whole
+    Each segment covers ``outputs_per_segment`` outputs (by default as many as
+    :data:`SEGMENT_SPAN` input samples give, at most that many) plus ``margin`` input samples on
+    either side, tapered by smooth steps; its spectrum is cut at the same frequency as the whole
     signal's, and the band-limited result is interpolated at the exact output positions (error
     below 1e-12 of the peak). The difference from :func:`fft_resample` is the part of the ideal
     filter's slowly decaying response beyond the margin: it lies within a fraction of a hertz of
     the cut-off (8 kHz when downsampling) and reaches about 1e-4 of the peak, most near the ends,
     where the whole-signal FFT rings from the jump between the last and the first sample.
 
-    Memory: about ``80 * (outputs_per_segment * n / target + 2 * margin)`` bytes besides the
-    output (two segments at a time), whatever the length.
+    Memory: about ``40 * (span + 2 * margin)`` bytes per segment, two segments at a time, with
+    ``span`` the larger of a segment's input and output samples, besides the output: under 1 GB
+    at any rate and length with the defaults.
     """
-    plan = _SegmentPlan(len(source), target, margin)
+    n = len(source)
+    if outputs_per_segment is None:
+        outputs_per_segment = max(1, min(SEGMENT_SPAN, SEGMENT_SPAN * target // n))
+    plan = _SegmentPlan(n, target, margin)
     result = np.empty(target, dtype=np.float32 if source.dtype == np.float32 else np.float64)
 
     def fill(first: int) -> None:
@@ -160,22 +174,21 @@ class _SegmentPlan:
 def _read_periodic(source: np.ndarray | SampleSource, start: int, length: int) -> np.ndarray:
     """Samples ``start..start+length-1`` of the periodic extension of ``source``, as a new array."""
     n = len(source)
-    read = source.read if hasattr(source, "read") else lambda first, last: source[first:last]
+    read = source.read if hasattr(source, "read") else lambda first, last: source[first:last].copy()
     pieces, position = [], start
     while position < start + length:
         first = position % n
         last = min(n, first + start + length - position)
         pieces.append(read(first, last))
         position += last - first
-    return np.concatenate(pieces)
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
 
 def _mono_float64(block: np.ndarray) -> np.ndarray:
     """The mono mix of ``block`` in the working precision (float32 mixes in float32), as float64."""
-    if block.dtype != np.float32:
-        block = block.astype(np.float64, copy=False)
+    working = np.float32 if block.dtype == np.float32 else np.float64
     if block.ndim == 2:
-        block = block.mean(axis=1)
+        block = block.mean(axis=1, dtype=working)
     return block.astype(np.float64, copy=False)
 
 
