@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import soundfile as sf
 import torch
 
 from conftest import EXAMPLE
-from speechae import Extractor, audio, frontend
+from speechae import Extractor, audio, features, frontend
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
@@ -94,6 +95,26 @@ def test_files_resampled_in_segments_are_spooled_not_held_in_memory(
     with pytest.warns(SegmentedResamplingWarning):
         from_array = dynamic.process_signal(samples, 48000, file=str(path), start=0.5)
     pd.testing.assert_frame_equal(from_file, from_array)
+
+
+def test_samples_as_read_are_released_before_the_network_runs(dynamic, speech_like, tmp_path, monkeypatch):
+    path = tmp_path / "speech.wav"
+    sf.write(path, speech_like, 16000, subtype="FLOAT")
+    read, alive_at_network = [], []
+
+    def read_and_track(*args, **kwargs):
+        samples, rate = audio.read_audio(*args, **kwargs)
+        read.append(weakref.ref(samples))
+        return samples, rate
+
+    def track_and_compute(*args, **kwargs):
+        alive_at_network.append(read[-1]() is not None)
+        return features.conditioned_features(*args, **kwargs)
+
+    monkeypatch.setattr("speechae.extractor.read_audio", read_and_track)
+    monkeypatch.setattr("speechae.extractor.conditioned_features", track_and_compute)
+    dynamic.process_file(path)
+    assert alive_at_network == [False]
 
 
 def test_dropped_window_leaves_a_gap_and_is_reported(dynamic):

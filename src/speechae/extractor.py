@@ -299,12 +299,17 @@ class Extractor:
             >>> features = Extractor("cae-256").recording_features("talk.wav")  # doctest: +SKIP
         """
         name = os.fspath(path)
-        with _recording(path, start, end, self.frontend.config) as (signal, sampling_rate):
-            duration = len(signal) / sampling_rate
-            conditioned = self._condition(signal, sampling_rate, name)
+        conditioned, duration = self._conditioned_recording(path, start, end, name)
         return self._conditioned_features(
             conditioned, duration, name, keep_spectrograms, chunk_size, memory_budget
         )
+
+    def _conditioned_recording(
+        self, path: str | os.PathLike[str], start: float | None, end: float | None, name: str
+    ) -> tuple[np.ndarray, float]:
+        """The conditioned signal and the seconds read; the samples as read die with this call."""
+        with _recording(path, start, end, self.frontend.config) as (signal, sampling_rate):
+            return self._condition(signal, sampling_rate, name), len(signal) / sampling_rate
 
     def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray:
         try:
