@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -161,3 +162,21 @@ def test_output_positions_stay_exact_in_a_hundred_hour_recording():
     plan = resampling._SegmentPlan(n, target, margin=4096)
     values = plan.run(constant, range(target - 2000, target - 1000))
     np.testing.assert_allclose(values, 0.5, atol=1e-9)
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident size from /proc")
+def test_plans_of_long_transforms_do_not_pile_up_in_scipy_fft_cache(monkeypatch):
+    # prime lengths: Bluestein plans of about 70 bytes per sample, 90 MB each if they stayed cached;
+    # with their outputs, 5.4 million samples of transforms, so the fourth one flushes the cache
+    monkeypatch.setattr(resampling._FFT_PLANS, "samples", 0)
+    rng = np.random.default_rng(8)
+    fft_resample(rng.standard_normal(1000), 362)
+    before = _resident_bytes()
+    for n in (1_000_003, 1_000_033, 1_000_037, 1_000_039):
+        fft_resample(rng.standard_normal(n), n * 16000 // 44100)
+    assert _resident_bytes() - before < 100 * 2**20
