@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import errno
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,9 +17,11 @@ from speechae.errors import (
     NoAudioFilesError,
     ParameterError,
     SpeechaeError,
+    TemporaryStorageError,
 )
 from speechae.frontend import condition_signal
 
+_TEMPORARY_FILE = tempfile.TemporaryFile
 TONE = 0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)
 
 
@@ -83,13 +90,76 @@ def test_spooled_samples_are_the_native_samples(tmp_path, suffix, subtype, chann
     assert audio_frames(path, start=0.1, end=0.9) == (len(part), 22050)
 
 
-def test_spooled_mp3_differs_from_one_read_only_by_decoder_rounding(tmp_path):
+@pytest.mark.parametrize(("rate", "channels"), [(48000, 2), (22050, 1), (24000, 1), (16000, 2)])
+@pytest.mark.parametrize(("start", "end"), [(None, None), (0.1234, None), (1.0, 3.3)])
+def test_spooled_mp3_differs_from_one_read_only_by_decoder_rounding(tmp_path, rate, channels, start, end):
+    # MPEG-2 (16-24 kHz) frames hold 576 samples; reads ending inside one used to shift samples
     path = tmp_path / "noise.mp3"
-    sf.write(path, np.random.default_rng(6).uniform(-0.5, 0.5, (48000, 2)), 48000, format="MP3")
-    stored, _ = read_audio(path, native=True)
-    with spool_audio(path, block_frames=1000) as spooled:
+    noise = np.random.default_rng(6).uniform(-0.5, 0.5, (4 * rate + 3, channels)).squeeze()
+    sf.write(path, noise, rate, format="MP3")
+    stored, _ = read_audio(path, native=True, start=start, end=end)
+    with spool_audio(path, start=start, end=end, block_frames=5000) as spooled:
         assert len(spooled) == len(stored)
-        np.testing.assert_allclose(spooled.read(0, len(spooled)), stored, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(spooled.read(0, len(spooled)), stored, rtol=0, atol=2.5e-7)
+
+
+def test_spooled_samples_read_from_many_threads_at_once(tmp_path):
+    path = tmp_path / "noise.wav"
+    noise = np.random.default_rng(7).integers(-30000, 30000, (200000, 2), dtype=np.int16)
+    sf.write(path, noise, 48000, subtype="PCM_16")
+    ranges = [(k * 997 % 150000, k * 997 % 150000 + 20000 + k) for k in range(400)]
+    with spool_audio(path) as spooled, ThreadPoolExecutor(4) as threads:
+        parts = list(threads.map(lambda bounds: spooled.read(*bounds), ranges))
+    for (first, last), part in zip(ranges, parts, strict=True):
+        np.testing.assert_array_equal(part, noise[first:last])
+
+
+def test_a_spooled_file_cut_short_is_an_error_not_a_hang(tmp_path):
+    path = tmp_path / "noise.wav"
+    sf.write(path, np.zeros(50000), 16000, subtype="PCM_16")
+    with spool_audio(path) as spooled:
+        os.ftruncate(spooled._handle.fileno(), 1000)
+        cut_short = r"noise\.wav: the temporary copy .* ends before frame 50000"
+        with pytest.raises(TemporaryStorageError, match=cut_short):
+            spooled.read(0, 50000)
+
+
+class _FullDisk:
+    """A temporary file that takes ``room`` bytes, at most 1000 per write, then fails."""
+
+    def __init__(self, room: int) -> None:
+        self.file, self.room = _TEMPORARY_FILE(buffering=0), room
+
+    def write(self, data: memoryview) -> int:
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = self.file.write(data[: min(1000, self.room)])
+        self.room -= written
+        return written
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+
+def test_spooling_writes_every_byte_and_says_when_the_disk_is_full(tmp_path, monkeypatch):
+    path = tmp_path / "noise.wav"
+    noise = np.random.default_rng(8).integers(-30000, 30000, 30000, dtype=np.int16)
+    sf.write(path, noise, 16000, subtype="PCM_16")
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: _FullDisk(room=10**6))
+    with spool_audio(path) as spooled:  # every write is partial
+        np.testing.assert_array_equal(spooled.read(0, len(spooled)), noise)
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: _FullDisk(room=5000))
+    with pytest.raises(TemporaryStorageError, match=r"noise\.wav: the decoded samples do not fit .* TMPDIR"):
+        spool_audio(path)
+
+
+def test_a_segment_after_the_end_is_refused_with_the_duration(tmp_path):
+    path = tmp_path / "tone.flac"
+    sf.write(path, TONE, 16000)
+    after_the_end = r"tone\.flac: the segment starts at 3 s, after the end of the recording \(1\.00 s\)"
+    for open_segment in (read_audio, spool_audio, audio_frames):
+        with pytest.raises(ParameterError, match=after_the_end):
+            open_segment(path, start=3)
 
 
 def test_spooling_refuses_what_reading_refuses(tmp_path):

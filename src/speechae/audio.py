@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +32,7 @@ from speechae.errors import (
     EmptyAudioError,
     NoAudioFilesError,
     ParameterError,
+    TemporaryStorageError,
 )
 
 __all__ = [
@@ -171,6 +173,10 @@ def _frame_range(
     last = None if end is None else round(end * info.samplerate)
     if first < 0 or (last is not None and last <= first):
         raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
+    if info.frames > 0 and first >= info.frames:
+        raise ParameterError(
+            f"{path}: the segment starts at {start} s, after the end of the recording ({info.duration:.2f} s)"
+        )
     return first, last
 
 
@@ -197,27 +203,46 @@ class SpooledAudio:
     """
 
     def __init__(
-        self, handle: BinaryIO, frames: int, channels: int, dtype: np.dtype, sampling_rate: int
+        self,
+        handle: BinaryIO,
+        frames: int,
+        channels: int,
+        dtype: np.dtype,
+        sampling_rate: int,
+        path: Path,
     ) -> None:
         self._handle = handle
+        self._lock = threading.Lock()  # segments are read from several threads
         self.frames, self.channels, self.sampling_rate = frames, channels, sampling_rate
         self.dtype = np.dtype(dtype)
         self.ndim = 1 if channels == 1 else 2
+        self.path = path
 
     def __len__(self) -> int:
         return self.frames
 
     def read(self, first: int, last: int) -> np.ndarray:
-        """Frames ``first..last-1`` (within the recording) as a new array."""
+        """Frames ``first..last-1`` (within the recording) as a new array; safe from any thread.
+
+        Raises:
+            ParameterError: the range lies outside the recording.
+            TemporaryStorageError: the temporary file lost samples (it was truncated meanwhile).
+        """
         if not 0 <= first <= last <= self.frames:
             raise ParameterError(f"frames {first}-{last} lie outside the recording's {self.frames}")
         shape = (last - first,) if self.ndim == 1 else (last - first, self.channels)
         samples = np.empty(shape, dtype=self.dtype)
         view = memoryview(samples.reshape(-1).view(np.uint8))
-        self._handle.seek(first * self.channels * self.dtype.itemsize)
-        filled = 0
-        while filled < len(view):  # a read may return less than asked
-            filled += self._handle.readinto(view[filled:])
+        with self._lock:
+            self._handle.seek(first * self.channels * self.dtype.itemsize)
+            filled = 0
+            while filled < len(view):  # a read may return less than asked
+                count = self._handle.readinto(view[filled:])
+                if not count:
+                    raise TemporaryStorageError(
+                        f"{self.path}: the temporary copy of the decoded samples ends before frame {last}"
+                    )
+                filled += count
         return samples
 
     def close(self) -> None:
@@ -236,23 +261,30 @@ class SpooledAudio:
         self.close()
 
 
+#: Frames of the longest MPEG audio frame (MPEG-1 layers II and III); every shorter one divides it.
+_READ_ALIGNMENT = 1152
+
+
 def spool_audio(
     path: str | os.PathLike[str],
     *,
     start: float | None = None,
     end: float | None = None,
-    block_frames: int = 2**20,
+    block_frames: int = 1024 * _READ_ALIGNMENT,
 ) -> SpooledAudio:
     """Decode a file block by block into a :class:`SpooledAudio` (``read_audio(native=True)``'s samples).
 
     Memory stays at one block whatever the recording's length; the temporary file (in the
-    system's temporary folder, ``TMPDIR``) takes the samples' size on disk. The samples equal one
-    whole read's, except for MP3, whose decoder rounds differently where blocks meet (up to about
-    6e-8 of full scale).
+    system's temporary folder, ``TMPDIR``) takes the samples' size on disk, or in memory where
+    that folder is a RAM disk (tmpfs). Blocks end on multiples of 1152 frames of the file
+    (``block_frames`` is rounded up to one): libsndfile's MP3 decoder returns shifted samples
+    after a read that ends inside a 576-sample frame (MPEG-2, as in 16-24 kHz MP3). The samples
+    then equal one whole read's, except for MP3, whose values may differ by a few float32 steps
+    (up to about 2e-7 of full scale).
 
     Raises:
         AudioFileNotFoundError, AudioDecodeError (also for a truncated file), EmptyAudioError,
-        ParameterError.
+        ParameterError, TemporaryStorageError (no room for the samples in the temporary folder).
     """
     path = Path(path)
     info = _open_info(path)
@@ -261,15 +293,20 @@ def spool_audio(
     handle = tempfile.TemporaryFile(buffering=0)
     frames = 0
     try:
+        block_frames = -(-block_frames // _READ_ALIGNMENT) * _READ_ALIGNMENT
         with sf.SoundFile(str(path)) as source:
-            if first:
-                source.seek(first)
+            source.seek(first)  # even to 0, as one whole read does: MP3's first frames depend on it
             while last is None or first + frames < last:
-                wanted = block_frames if last is None else min(block_frames, last - first - frames)
-                block = source.read(wanted, dtype=dtype.name, always_2d=False)
+                position = first + frames
+                stop = position - position % _READ_ALIGNMENT + block_frames
+                block = source.read(
+                    (stop if last is None else min(stop, last)) - position,
+                    dtype=dtype.name,
+                    always_2d=False,
+                )
                 if len(block) == 0:
                     break
-                handle.write(np.ascontiguousarray(block).data)
+                _write_all(handle, np.ascontiguousarray(block), path)
                 frames += len(block)
         _check_decoded(path, info, frames, whole=start is None and end is None)
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -278,7 +315,19 @@ def spool_audio(
     except BaseException:
         handle.close()
         raise
-    return SpooledAudio(handle, frames, info.channels, dtype, info.samplerate)
+    return SpooledAudio(handle, frames, info.channels, dtype, info.samplerate, path)
+
+
+def _write_all(handle: BinaryIO, block: np.ndarray, path: Path) -> None:
+    data = memoryview(block.reshape(-1).view(np.uint8))
+    try:
+        while data:  # an unbuffered write may take only part of the data
+            data = data[handle.write(data) :]
+    except OSError as error:
+        raise TemporaryStorageError(
+            f"{path}: the decoded samples do not fit in the temporary folder {tempfile.gettempdir()} "
+            f"({error.strerror or error}); point TMPDIR at a folder with more free space"
+        ) from None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

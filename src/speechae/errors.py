@@ -55,6 +55,10 @@ class NoAudioFilesError(AudioError):
     """A folder or list of inputs contains no audio file."""
 
 
+class TemporaryStorageError(SpeechaeError, OSError):
+    """A long recording's decoded samples cannot be parked in the temporary folder (``TMPDIR``)."""
+
+
 class ModelError(SpeechaeError, RuntimeError):
     """A model cannot be found, fetched, verified or loaded."""
 
