@@ -3,7 +3,7 @@
 usage:
     python benchmarks/long_recordings.py make DIR
         write the 60-minute test files of RESULTS.md ("Memory: a 60-minute file") into DIR
-        (about 4.5 GB); then time each with
+        (about 4.7 GB); then time each with
         /usr/bin/time -v speechae extract DIR/FILE -o FILE.csv -q
     python benchmarks/long_recordings.py corpus DIR
         write six 5-minute 44.1 kHz recordings of prime lengths into DIR (160 MB), a corpus whose
@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from speechae.audio import read_audio
-from speechae.extractor import _recording
+from speechae.extractor import recording_samples
 from speechae.frontend import DEFAULT_FRONTEND, condition_signal
 from speechae.resampling import resample_in_segments
 
@@ -38,7 +38,8 @@ HOUR = 3600
 
 
 def make(folder: Path) -> None:
-    """The hour at 16 kHz (int16 and float32), 44.1 kHz, and stereo at 48 and 96 kHz."""
+    """The hour at 8 kHz, 16 kHz (int16 and float32), 22.05 kHz (Vorbis, MP3), 44.1 kHz, and
+    stereo at 48 and 96 kHz."""
     from scipy.signal import resample_poly
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -47,6 +48,15 @@ def make(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     base = long_file(folder / "sixty16.wav", HOUR, 16000)
     long_file(folder / "sixty44.wav", HOUR, 44100)
+    long_file(folder / "sixty8.wav", HOUR, 8000)
+    mono22, _ = sf.read(long_file(folder / "sixty22.wav", HOUR, 22050), dtype="float32")
+    (folder / "sixty22.wav").unlink()
+    for name, extra in (("sixty22.ogg", {"format": "OGG", "subtype": "VORBIS"}), ("sixty22.mp3", {})):
+        # one call with the whole hour leaves an empty Ogg file
+        with sf.SoundFile(folder / name, "w", 22050, 1, **extra) as encoded:
+            for first in range(0, len(mono22), 2**18):
+                encoded.write(mono22[first : first + 2**18])
+    del mono22
     mono, _ = sf.read(base, dtype="float32")
     sf.write(folder / "sixty16f.wav", mono, 16000, subtype="FLOAT")
     for factor, cut, rate, outputs in (
@@ -80,7 +90,7 @@ def corpus(folder: Path) -> None:
 
 def condition(path: Path) -> None:
     started = time.perf_counter()
-    with _recording(path, None, None, DEFAULT_FRONTEND) as (signal, rate):
+    with recording_samples(path, None, None, DEFAULT_FRONTEND) as (signal, rate):
         conditioned = condition_signal(signal, rate, name=str(path))
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024

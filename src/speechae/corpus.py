@@ -42,9 +42,10 @@ import soundfile as sf
 import torch
 
 from speechae.atomic import atomic_path
-from speechae.audio import file_sha256, read_audio
+from speechae.audio import file_sha256
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
 from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
+from speechae.extractor import recording_samples
 from speechae.features import (
     FileFeatures,
     dynamic_feature_names,
@@ -194,8 +195,8 @@ def _init_worker() -> None:
 def _decode(item: Item, config: FrontEndConfig) -> tuple[str, object]:
     """Read and condition one item (never raises): ``("ok", (conditioned, duration))``."""
     try:
-        signal, rate = read_audio(item.path, start=item.start, end=item.end, native=True)
-        return "ok", (condition_signal(signal, rate, config=config, name=item.path), len(signal) / rate)
+        with recording_samples(item.path, item.start, item.end, config) as (signal, rate):
+            return "ok", (condition_signal(signal, rate, config=config, name=item.path), len(signal) / rate)
     except Exception as error:  # a corpus run never dies on one file
         return "failed", _describe(item, error)
 

@@ -49,6 +49,7 @@ from speechae.features import (
     static_feature_names,
 )
 from speechae.frontend import (
+    DEFAULT_FRONTEND,
     FrontEndConfig,
     LogMelFrontEnd,
     condition_signal,
@@ -57,7 +58,7 @@ from speechae.frontend import (
 )
 from speechae.weights import LoadedModel, load_model
 
-__all__ = ["LEVELS", "Extractor"]
+__all__ = ["LEVELS", "Extractor", "recording_samples"]
 
 LEVELS = ("static", "dynamic")
 
@@ -80,13 +81,21 @@ def _warn_dropped(features: FileFeatures, name: str) -> None:
 
 
 @contextmanager
-def _recording(
-    path: str | os.PathLike[str], start: float | None, end: float | None, config: FrontEndConfig
+def recording_samples(
+    path: str | os.PathLike[str],
+    start: float | None = None,
+    end: float | None = None,
+    config: FrontEndConfig = DEFAULT_FRONTEND,
 ) -> Iterator[tuple[np.ndarray | SpooledAudio, int]]:
-    """A recording's samples as stored, in memory or spooled to disk.
+    """``(samples, sampling_rate)`` of a recording as stored, in memory or spooled to disk.
 
-    Recordings to be resampled in segments are spooled: an hour of 48 kHz stereo is 1.4 GB even
-    as float32.
+    Recordings that :func:`~speechae.frontend.condition_signal` resamples in segments are
+    spooled (:func:`~speechae.audio.spool_audio`), since an hour of 48 kHz stereo is 1.4 GB
+    even as float32; the temporary file goes when the block ends.
+
+    Example:
+        >>> with recording_samples("talk.wav") as (samples, rate):  # doctest: +SKIP
+        ...     conditioned = condition_signal(samples, rate)
     """
     frames, sampling_rate = audio_frames(path, start=start, end=end)
     if not resamples_in_segments(frames, sampling_rate, config=config):
@@ -308,7 +317,7 @@ class Extractor:
         self, path: str | os.PathLike[str], start: float | None, end: float | None, name: str
     ) -> tuple[np.ndarray, float]:
         """The conditioned signal and the seconds read; the samples as read die with this call."""
-        with _recording(path, start, end, self.frontend.config) as (signal, sampling_rate):
+        with recording_samples(path, start, end, self.frontend.config) as (signal, sampling_rate):
             return self._condition(signal, sampling_rate, name), len(signal) / sampling_rate
 
     def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray:
