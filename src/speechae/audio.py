@@ -261,8 +261,16 @@ class SpooledAudio:
         self.close()
 
 
-#: Frames of the longest MPEG audio frame (MPEG-1 layers II and III); every shorter one divides it.
-_READ_ALIGNMENT = 1152
+class _ContinuousReader(sf.SoundFile):
+    """A SoundFile whose reads go on where the previous one stopped, with no seek in between.
+
+    python-soundfile seeks to the position it expects after every read of a seekable file;
+    libsndfile's MP3 decoder restarts on a seek and then decodes the next frames without their
+    bit reservoir: wrong samples, up to half the full scale, wherever sound follows near-silence.
+    """
+
+    def seekable(self) -> bool:
+        return False
 
 
 def spool_audio(
@@ -270,17 +278,14 @@ def spool_audio(
     *,
     start: float | None = None,
     end: float | None = None,
-    block_frames: int = 1024 * _READ_ALIGNMENT,
+    block_frames: int = 2**20,
 ) -> SpooledAudio:
     """Decode a file block by block into a :class:`SpooledAudio` (``read_audio(native=True)``'s samples).
 
     Memory stays at one block whatever the recording's length; the temporary file (in the
     system's temporary folder, ``TMPDIR``) takes the samples' size on disk, or in memory where
-    that folder is a RAM disk (tmpfs). Blocks end on multiples of 1152 frames of the file
-    (``block_frames`` is rounded up to one): libsndfile's MP3 decoder returns shifted samples
-    after a read that ends inside a 576-sample frame (MPEG-2, as in 16-24 kHz MP3). The samples
-    then equal one whole read's, except for MP3, whose values may differ by a few float32 steps
-    (up to about 2e-7 of full scale).
+    that folder is a RAM disk (tmpfs). The samples equal one whole read's bit for bit, in every
+    format: blocks are decoded one after another without seeking between them.
 
     Raises:
         AudioFileNotFoundError, AudioDecodeError (also for a truncated file), EmptyAudioError,
@@ -293,17 +298,11 @@ def spool_audio(
     handle = tempfile.TemporaryFile(buffering=0)
     frames = 0
     try:
-        block_frames = -(-block_frames // _READ_ALIGNMENT) * _READ_ALIGNMENT
-        with sf.SoundFile(str(path)) as source:
-            source.seek(first)  # even to 0, as one whole read does: MP3's first frames depend on it
+        with _ContinuousReader(str(path)) as source:
+            source.seek(first)  # even to 0, as one whole read does
             while last is None or first + frames < last:
-                position = first + frames
-                stop = position - position % _READ_ALIGNMENT + block_frames
-                block = source.read(
-                    (stop if last is None else min(stop, last)) - position,
-                    dtype=dtype.name,
-                    always_2d=False,
-                )
+                wanted = block_frames if last is None else min(block_frames, last - first - frames)
+                block = source.read(wanted, dtype=dtype.name, always_2d=False)
                 if len(block) == 0:
                     break
                 _write_all(handle, np.ascontiguousarray(block), path)
