@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -283,3 +284,57 @@ def test_recordings_resampled_in_segments_are_spooled_in_a_corpus_run(
     np.testing.assert_allclose(
         read_table(tmp_path / "o.parquet").to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-5
     )
+
+
+def test_odd_names_and_dead_links_are_reported_per_file_and_the_run_finishes(tmp_path, rae):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "good.wav")
+    shutil.copy(EXAMPLE, os.fsdecode(bytes(folder) + b"/caf\xe9.wav"))  # not UTF-8
+    (folder / "dead.wav").symlink_to("nowhere.wav")
+    (folder / "loop1.wav").symlink_to("loop2.wav")
+    (folder / "loop2.wav").symlink_to("loop1.wav")
+    items, failures = collect_items([folder, folder / "loop1.wav"], root=folder)
+    assert not failures and [item.key for item in items] == [
+        "caf\\xe9.wav",
+        "dead.wav",
+        "good.wav",
+        "loop1.wav",
+        "loop2.wav",
+    ]
+    summary = extract_corpus(rae, items, tmp_path / "out.csv")
+    assert summary.computed == 2 and summary.audio_seconds == pytest.approx(2 * 3.88, abs=0.01)
+    reasons = {failure.item.key: str(failure.error) for failure in summary.failures}
+    assert reasons["dead.wav"].endswith("dead.wav: a symbolic link to a missing file (or a loop of links)")
+    assert "Too many levels of symbolic links" in reasons["loop1.wav"]
+    table = read_table(tmp_path / "out.csv")
+    assert table.index.get_level_values("file").unique().tolist() == ["caf\\xe9.wav", "good.wav"]
+    errors = pd.read_csv(tmp_path / "out.csv.errors.csv")
+    assert errors["file"].tolist() == ["dead.wav", "loop1.wav", "loop2.wav"]
+
+
+def test_kaldi_keys_are_checked_before_any_work_and_name_segments_apart(tmp_path, rae):
+    from speechae.errors import ParameterError
+    from speechae.inputs import Item
+
+    spaced = Item("a b.wav", str(EXAMPLE))
+    with pytest.raises(ParameterError, match=r"a b\.wav: Kaldi keys cannot contain white space"):
+        extract_corpus(rae, [spaced], tmp_path / "spaced.ark")
+    assert not list(tmp_path.iterdir())
+    items = [
+        Item("a.wav", str(EXAMPLE), 0.0, 2.0),
+        Item("a.wav", str(EXAMPLE), 1.0, 3.5),
+        Item("a.wav", str(EXAMPLE)),
+    ]
+    extract_corpus(rae, items, tmp_path / "segments.ark")
+    keys = read_table(tmp_path / "segments.ark").index.unique().tolist()
+    assert keys == ["a.wav[0-2]", "a.wav", "a.wav[1-3.5]"]
+
+
+def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
+    from speechae.inputs import Item
+
+    summary = extract_corpus(
+        rae, [Item("missing.wav", str(tmp_path / "missing.wav"))], tmp_path / "o.csv", strict=True
+    )
+    assert summary.stopped_early and "failed:\n" in summary.text() and "None" not in summary.text()

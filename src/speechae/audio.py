@@ -61,15 +61,26 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 )
 
 
+def _soundfile_name(path: Path) -> str | bytes:
+    """The name libsndfile opens: the file system's own bytes (names that are not UTF-8 open too)."""
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
+def _missing(path: Path) -> AudioFileNotFoundError:
+    if path.is_symlink():
+        return AudioFileNotFoundError(f"{path}: a symbolic link to a missing file (or a loop of links)")
+    return AudioFileNotFoundError(f"{path}: no such file")
+
+
 def _open_info(path: Path) -> sf._SoundFileInfo:
     if not path.exists():
-        raise AudioFileNotFoundError(f"{path}: no such file")
+        raise _missing(path)
     if path.is_dir():
         raise AudioDecodeError(f"{path}: is a folder, not an audio file")
     if path.stat().st_size == 0:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        return sf.info(str(path))
+        return sf.info(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError):
         raise AudioDecodeError(
             f"{path}: not a readable audio file (unsupported format or corrupt data)"
@@ -158,7 +169,11 @@ def read_audio(
     first, last = _frame_range(path, info, start, end)
     try:
         samples, rate = sf.read(
-            str(path), start=first, stop=last, dtype=_reference_dtype(info, native), always_2d=False
+            _soundfile_name(path),
+            start=first,
+            stop=last,
+            dtype=_reference_dtype(info, native),
+            always_2d=False,
         )
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
@@ -298,7 +313,7 @@ def spool_audio(
     handle = tempfile.TemporaryFile(buffering=0)
     frames = 0
     try:
-        with _ContinuousReader(str(path)) as source:
+        with _ContinuousReader(_soundfile_name(path)) as source:
             source.seek(first)  # even to 0, as one whole read does
             while last is None or first + frames < last:
                 wanted = block_frames if last is None else min(block_frames, last - first - frames)
@@ -342,7 +357,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
             while block := handle.read(1 << 20):
                 digest.update(block)
     except FileNotFoundError:
-        raise AudioFileNotFoundError(f"{path}: no such file") from None
+        raise _missing(path) from None
     except OSError as error:
         raise AudioDecodeError(f"{path}: the file cannot be read ({error.strerror or error})") from None
     return digest.hexdigest()
@@ -382,6 +397,11 @@ def audio_duration(path: str | os.PathLike[str]) -> float:
     return info.frames / info.samplerate
 
 
+def _file_or_dead_link(path: Path) -> bool:
+    """A file, or a link to nothing: listed so that reading it says what is wrong."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def find_audio_files(
     folder: str | os.PathLike[str],
     *,
@@ -399,7 +419,7 @@ def find_audio_files(
         raise AudioFileNotFoundError(f"{folder}: no such folder")
     wanted = {ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions}
     pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in wanted)
+    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in wanted and _file_or_dead_link(p))
     if not files:
         raise NoAudioFilesError(
             f"{folder}: no audio files ({', '.join(sorted(wanted))}) found"

@@ -38,11 +38,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import torch
 
 from speechae.atomic import atomic_path
-from speechae.audio import file_sha256
+from speechae.audio import audio_frames, file_sha256
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
 from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
 from speechae.extractor import recording_samples
@@ -53,10 +52,10 @@ from speechae.features import (
     transform_conditioned,
 )
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, window_count
-from speechae.inputs import Item, item_order
+from speechae.inputs import Item, item_order, printable
 from speechae.progress import Progress, clock
 from speechae.store import FeatureStore, entry_key, store_path
-from speechae.writers import TableWriter
+from speechae.writers import TableWriter, check_kaldi_key, format_of
 
 __all__ = [
     "BATCH_WINDOWS",
@@ -121,22 +120,21 @@ def _result(planned: _Planned, **outcome: object) -> ItemResult:
 
 def _describe(item: Item, error: BaseException) -> SpeechaeError:
     """The error as one sentence that names the file (and segment)."""
-    where = item.path if not item.is_segment else f"{item.path} [{item.start or 0:g}-{item.end or 'end'} s]"
-    message = str(error)
-    if not message.startswith(item.path):
+    path = printable(item.path)
+    where = f"{path} [{_segment(item)} s]" if item.is_segment else path
+    message = printable(str(error))
+    if not message.startswith(path):
         message = f"{where}: {message}"
     if isinstance(error, SpeechaeError):
         return type(error)(message)
-    return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {error})")
+    return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {message})")
 
 
 def _plan(item: Item, position: int, config: FrontEndConfig) -> _Planned:
     """Read the header only: enough to cut batches before any audio is read."""
     try:
-        info = sf.info(item.path)
-        seconds = info.frames / info.samplerate
-        end = seconds if item.end is None else min(item.end, seconds)
-        seconds = max(end - (item.start or 0.0), 0.0)
+        frames, rate = audio_frames(item.path, start=item.start, end=item.end)
+        seconds = frames / rate
     except Exception:  # unreadable headers fail properly, with their reason, when the item is read
         seconds = 0.0
     windows = window_count(int(seconds * config.sampling_rate), config=config)
@@ -527,7 +525,8 @@ class RunSummary:
                 f"(listed in {_sidecar(self.output, 'dropped')})"
             )
         if self.failures:
-            lines.append(f"failed ({_sidecar(self.output, 'errors')}):")
+            listed = f" ({_sidecar(self.output, 'errors')})" if self.output is not None else ""
+            lines.append(f"failed{listed}:")
             lines += [f"  {failure.error}" for failure in self.failures]
         if self.stopped_early:
             lines.append("stopped at the first failure (--strict); finished files are kept in the store")
@@ -658,6 +657,9 @@ def extract_corpus(
     """
     started = time.monotonic()
     output = Path(output)
+    if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
+        for item in items:
+            check_kaldi_key(_kaldi_key(item))
     level = extractor.level
     config = extractor.frontend.config
     store = FeatureStore(store_path(output))
@@ -738,9 +740,16 @@ def _write_outputs(
 
 def _label(item: Item) -> str:
     """How an item is named in records: its key, with the segment when it is one."""
-    if not item.is_segment:
-        return item.key
-    return f"{item.key} [{item.start or 0:g}-{'end' if item.end is None else f'{item.end:g}'} s]"
+    return f"{item.key} [{_segment(item)} s]" if item.is_segment else item.key
+
+
+def _kaldi_key(item: Item) -> str:
+    """An item's Kaldi key: its key, with the segment when it is one (``talk.wav[1-3.5]``)."""
+    return f"{item.key}[{_segment(item)}]" if item.is_segment else item.key
+
+
+def _segment(item: Item) -> str:
+    return f"{item.start or 0:g}-{'end' if item.end is None else f'{item.end:g}'}"
 
 
 def _write_table(
@@ -766,7 +775,7 @@ def _write_table(
                     total_rows=total_rows,
                     fmt=fmt,
                 )
-            writer.write(rows)
+            writer.write(rows, key=_kaldi_key(result.item))
     except BaseException:
         if writer is not None:
             writer.discard()

@@ -39,6 +39,7 @@ __all__ = [
     "collect_items",
     "item_order",
     "parse_shard",
+    "printable",
 ]
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -63,13 +64,25 @@ class Item:
         return self.start is not None or self.end is not None
 
 
+def printable(text: str) -> str:
+    r"""``text`` with the bytes of a file name that are not UTF-8 written as ``\xNN``.
+
+    Python keeps such bytes as lone surrogates, which no text file, table or terminal takes.
+
+    Example:
+        >>> printable(os.fsdecode(b"caf\xe9.wav"))
+        'caf\\xe9.wav'
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _key(path: Path, root: Path | None) -> str:
     if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
+        try:  # by name, not following links: a link is named as it lies in the corpus
+            return printable(Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix())
+        except ValueError:  # outside root
             pass
-    return path.as_posix()
+    return printable(path.as_posix())
 
 
 def _resolve(entry: str, base: Path) -> Path:

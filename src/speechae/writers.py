@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,7 @@ from speechae.errors import ParameterError
 __all__ = [
     "FORMATS",
     "TableWriter",
+    "check_kaldi_key",
     "format_of",
     "kaldi_paths",
     "merge_tables",
@@ -85,6 +87,18 @@ def format_of(path: str | os.PathLike[str], fmt: str | None = None) -> str:
             + ", ".join(f".{name}" for name in _EXTENSIONS)
         )
     return _EXTENSIONS[suffix]
+
+
+def check_kaldi_key(key: str) -> None:
+    """Refuse a Kaldi key with white space (Kaldi splits keys from values there).
+
+    Raises:
+        ParameterError: naming the key.
+    """
+    if any(c.isspace() for c in key):
+        raise ParameterError(
+            f"{key}: Kaldi keys cannot contain white space; rename the file or write another format"
+        )
 
 
 def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -208,8 +222,12 @@ class TableWriter:
         self._scp_partial = self._targets[-1][0]
         self._ark_partial, self._ark = self._targets[-2]
 
-    def write(self, rows: pd.DataFrame) -> None:
-        """Append the rows of one file (index and columns as given to the constructor)."""
+    def write(self, rows: pd.DataFrame, key: str | None = None) -> None:
+        """Append the rows of one file (index and columns as given to the constructor).
+
+        ``key`` names the rows' matrix in Kaldi output (default: their ``file``); each must be
+        unique, e.g. one per segment of a recording.
+        """
         values = np.ascontiguousarray(rows.to_numpy(dtype=self.dtype))
         if self.format == "csv":
             rows.astype(self.dtype).to_csv(self._handle, header=False)
@@ -227,9 +245,8 @@ class TableWriter:
             self._values.append(values)
             self._index.append(rows.index.to_frame(index=False))
         else:
-            key = str(rows.index.get_level_values("file")[0])
-            if any(c.isspace() for c in key):
-                raise ParameterError(f"{key}: Kaldi keys cannot contain white space; rename the file")
+            key = str(rows.index.get_level_values("file")[0]) if key is None else key
+            check_kaldi_key(key)
             self._kaldi(key, values.astype(np.float32))
         self.rows += len(values)
 
@@ -391,6 +408,28 @@ def _value_dtype(table: pd.DataFrame) -> str:
     return "float64"
 
 
+_SHARD_NAME = re.compile(r"\.shard-(\d+)-of-(\d+)(\.[^.]*)?$")
+
+
+def _check_shard_set(paths: list[Path]) -> None:
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise ParameterError(f"{path}: no such shard output")
+        if path.resolve() in seen:
+            raise ParameterError(f"{path}: given twice")
+        seen.add(path.resolve())
+    numbered = [_SHARD_NAME.search(path.name) for path in paths]
+    if not paths or not all(numbered):
+        return
+    counts = {int(match[2]) for match in numbered}
+    if len(counts) > 1:
+        raise ParameterError(f"the shards come from runs split {sorted(counts)} ways; merge one run's shards")
+    missing = sorted(set(range(counts.pop())) - {int(match[1]) for match in numbered})
+    if missing:
+        raise ParameterError(f"shard(s) {', '.join(map(str, missing))} of this run are missing")
+
+
 def merge_tables(
     inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, fmt: str | None = None
 ) -> int:
@@ -400,8 +439,20 @@ def merge_tables(
 
     Returns:
         the number of rows written.
+
+    Raises:
+        ParameterError: a shard is missing, given twice, or holds other features than the rest
+            (static and dynamic, other models); names of the form ``NAME.shard-I-of-N.EXT``
+            must cover every ``I`` from 0 to N-1.
     """
+    _check_shard_set([Path(path) for path in inputs])
     tables = [read_table(path) for path in inputs]
+    for path, table in zip(inputs[1:], tables[1:], strict=True):
+        if list(table.columns) != list(tables[0].columns) or table.index.names != tables[0].index.names:
+            raise ParameterError(
+                f"{path}: holds other features than {inputs[0]} (static and dynamic, or another "
+                "model); merge only the shards of one run"
+            )
     table = pd.concat(tables).sort_index(kind="stable")
     dtype = _value_dtype(tables[0])
     with TableWriter(
