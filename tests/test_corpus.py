@@ -198,8 +198,29 @@ def test_manifest_segments_and_root(corpus, tmp_path, cae):
     assert len(table) == 7 + 9  # 2 s and 2.5 s segments; rows follow the segments' order
     second = table.iloc[7:]
     assert second["start"].tolist() == [1.0 + 0.25 * k for k in range(9)]
+    assert set(second["segment_start"]) == {1.0} and set(second["segment_end"]) == {3.5}
     alone = cae.process_file(corpus / GOOD[0], start=1.0, end=3.5)
-    np.testing.assert_allclose(second.iloc[:, 3:].to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(second.iloc[:, 5:].to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_overlapping_segments_keep_their_windows_apart_through_shards_and_merge(tmp_path, rae):
+    from speechae.inputs import Item
+
+    items = [
+        Item("a.wav", str(EXAMPLE), 0.0, 2.0),
+        Item("a.wav", str(EXAMPLE), 1.0, 3.5),
+        Item("a.wav", str(EXAMPLE)),
+    ]
+    whole = tmp_path / "whole.csv"
+    extract_corpus(rae, items, whole, batch_windows=8)
+    table = read_table(whole)
+    assert table.index.names == ["file", "segment_start", "segment_end", "start", "end"]
+    assert table.index.is_unique and len(table) == 7 + 9 + 14
+    shards = [tmp_path / f"out.shard-{index}-of-2.csv" for index in range(2)]
+    for index, path in enumerate(shards):
+        extract_corpus(rae, items, path, shard=(index, 2), batch_windows=8)
+    merge_tables(shards, tmp_path / "merged.csv")
+    assert (tmp_path / "merged.csv").read_bytes() == whole.read_bytes()
 
 
 def test_strict_stops_at_the_first_failure(corpus, tmp_path):
@@ -257,7 +278,8 @@ def test_segments_are_named_apart_in_run_records(corpus, tmp_path, rae):
     items = [Item(GOOD[0], path, 0.0, 2.0), Item(GOOD[0], path, 1.0, 3.5)]
     summary = extract_corpus(rae, items, tmp_path / "segments.parquet")
     assert summary.records["file"].tolist() == [f"{GOOD[0]} [0-2 s]", f"{GOOD[0]} [1-3.5 s]"]
-    assert read_table(tmp_path / "segments.parquet").index.names == ["file", "start", "end"]
+    levels = ["file", "segment_start", "segment_end", "start", "end"]
+    assert read_table(tmp_path / "segments.parquet").index.names == levels
 
 
 @pytest.mark.filterwarnings("ignore::speechae.errors.SegmentedResamplingWarning")

@@ -615,10 +615,13 @@ def _rows(
             if segments
             else pd.Index(index_values["file"], name="file"),
         )
-    ends = features.starts + config.window_length / config.sampling_rate
-    index = pd.MultiIndex.from_arrays(
-        [[item.key] * len(features.starts), features.starts, ends], names=["file", "start", "end"]
-    )
+    windows = len(features.starts)
+    levels = {"file": [item.key] * windows}
+    if segments:
+        start = item.start or 0.0
+        levels.update(segment_start=[start] * windows, segment_end=[start + features.duration] * windows)
+    levels.update(start=features.starts, end=features.starts + config.window_length / config.sampling_rate)
+    index = pd.MultiIndex.from_arrays(list(levels.values()), names=list(levels))
     return pd.DataFrame(features.dynamic, columns=dynamic_feature_names(width, n_mels), index=index)
 
 

@@ -45,6 +45,7 @@ from speechae.errors import ParameterError
 
 __all__ = [
     "FORMATS",
+    "INDEX_LEVELS",
     "TableWriter",
     "check_kaldi_key",
     "format_of",
@@ -54,6 +55,11 @@ __all__ = [
     "to_flat_table",
     "write_table",
 ]
+
+#: Index levels a table may have: ``file``; ``start`` and ``end`` (of a window in dynamic
+#: tables, of the segment in static ones); ``segment_start`` and ``segment_end`` in dynamic tables
+#: of segments, which tell apart the windows of overlapping segments.
+INDEX_LEVELS = ("file", "segment_start", "segment_end", "start", "end")
 
 FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
 _EXTENSIONS = {
@@ -143,7 +149,7 @@ class TableWriter:
     Args:
         path: the output file (for Kaldi: ``NAME``, ``NAME.ark`` or ``NAME.scp``).
         columns: feature column names.
-        index_names: ``["file"]`` or ``["file", "start", "end"]``.
+        index_names: some of :data:`INDEX_LEVELS`, in that order.
         dtype: ``"float32"`` (dynamic) or ``"float64"`` (static).
         total_rows: number of rows to come; needed by ``npy`` and ``npz``.
         fmt: the format; default from the extension of ``path``.
@@ -376,18 +382,18 @@ def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.Da
         return pd.concat(frames)
     if fmt == "csv":
         header = path.open().readline().strip().split(",")
-        index_names = [n for n in ("file", "start", "end") if n in header]
+        index_names = [n for n in INDEX_LEVELS if n in header]
         table = pd.read_csv(path, index_col=index_names, dtype={"file": str})
     elif fmt == "parquet":
         table = pd.read_parquet(path)
-        index_names = [n for n in ("file", "start", "end") if n in table.columns]
+        index_names = [n for n in INDEX_LEVELS if n in table.columns]
         table = table.set_index(index_names)
     elif fmt == "npy":
         index = pd.read_csv(path.with_name(f"{path.stem}.index.csv"), dtype={"file": str})
         table = pd.DataFrame(np.load(path), index=pd.MultiIndex.from_frame(index))
     elif fmt == "npz":
         with np.load(path, allow_pickle=False) as archive:
-            names = [n for n in ("file", "start", "end") if n in archive.files]
+            names = [n for n in INDEX_LEVELS if n in archive.files]
             index = pd.MultiIndex.from_arrays([archive[n] for n in names], names=names)
             table = pd.DataFrame(archive["features"], index=index, columns=list(archive["columns"]))
     else:
