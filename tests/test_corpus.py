@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import soundfile as sf
 from conftest import CORPUS, EXAMPLE, copy_corpus, needs_shared, stored_count
 from speechae import Extractor
 from speechae.cli import EXIT_PARTIAL
-from speechae.corpus import extract_corpus, plan_batches
+from speechae.corpus import extract_corpus, merge_sidecars, plan_batches
 from speechae.inputs import collect_items
 from speechae.store import FeatureStore, store_path
 from speechae.writers import merge_tables, read_table
@@ -164,6 +165,11 @@ def test_shards_merge_into_the_unsharded_output(corpus, tmp_path, suffix, rae):
     assert len(done) == 3
     merged = tmp_path / f"merged{suffix}"
     merge_tables(shards, merged)
+    assert merge_sidecars(shards, merged)["errors"] == len(BROKEN)
+    for kind in ("errors", "dropped"):
+        whole_list, merged_list = (Path(f"{path}.{kind}.csv") for path in (whole, merged))
+        assert whole_list.exists() == merged_list.exists()
+        assert not whole_list.exists() or merged_list.read_bytes() == whole_list.read_bytes()
     if suffix == ".ark":
         merged, whole = merged.with_suffix(".scp"), whole.with_suffix(".scp")
         assert merged.read_text().replace("merged", "X") == whole.read_text().replace("whole", "X")

@@ -232,7 +232,8 @@ def _parser() -> argparse.ArgumentParser:
         "merge",
         help="join shard outputs into one table",
         description="Join the outputs of 'speechae extract --shard I/N' runs into one table, "
-        "identical to the output of the same run done in one piece.",
+        "identical to the output of the same run done in one piece, and their lists of failed "
+        "files and dropped windows (OUT.errors.csv, OUT.dropped.csv).",
     )
     merge.add_argument("shards", nargs="+", metavar="SHARD", help="shard outputs (same format)")
     merge.add_argument("-o", "--output", required=True, metavar="OUT", help="the joined table")
@@ -414,10 +415,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from speechae.corpus import merge_sidecars
     from speechae.writers import merge_tables
 
     rows = merge_tables(args.shards, args.output, fmt=args.format)
     print(f"speechae: merged {len(args.shards)} shard(s), {rows} row(s) into {args.output}")
+    for kind, count in merge_sidecars(args.shards, args.output).items():
+        if count:
+            print(f"speechae: {count} {kind} row(s) of the shards into {args.output}.{kind}.csv")
     return EXIT_OK
 
 

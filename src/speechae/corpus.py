@@ -65,6 +65,7 @@ __all__ = [
     "RunSummary",
     "extract_corpus",
     "file_record",
+    "merge_sidecars",
     "plan_batches",
     "run_items",
 ]
@@ -585,6 +586,42 @@ def _sidecar(output: Path | None, kind: str) -> Path | None:
     return None if output is None else output.with_name(f"{output.name}.{kind}.csv")
 
 
+#: Header and row order (as in :func:`speechae.inputs.item_order`) of each list beside an output.
+_SIDECARS = {
+    "errors": (
+        ["file", "start", "end", "error", "reason"],
+        lambda row: (row[0], float(row[1] or 0), float(row[2] or math.inf)),
+    ),
+    "dropped": (["file", "start"], lambda row: (row[0], float(row[1]))),
+}
+
+
+def merge_sidecars(
+    shards: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
+) -> dict[str, int]:
+    """Join the shards' lists of failed files and dropped windows beside a merged ``output``.
+
+    ``SHARD.errors.csv`` and ``SHARD.dropped.csv`` become ``OUTPUT.errors.csv`` and
+    ``OUTPUT.dropped.csv`` (each written only if a shard has rows), in the order a single run
+    writes them.
+
+    Returns:
+        the number of rows of each kind, e.g. ``{"errors": 2, "dropped": 0}``.
+    """
+    counts = {}
+    for kind, (header, order) in _SIDECARS.items():
+        rows = []
+        for shard in shards:
+            path = _sidecar(Path(shard), kind)
+            if path.exists():
+                with path.open(newline="") as handle:
+                    rows += list(csv.reader(handle))[1:]
+        rows.sort(key=order)
+        _write_csv_atomically(_sidecar(Path(output), kind), header, rows)
+        counts[kind] = len(rows)
+    return counts
+
+
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
     if not rows:
         path.unlink(missing_ok=True)
@@ -731,12 +768,13 @@ def _write_outputs(
     if write:
         if finished:
             _write_table(store, finished, output, fmt, level, config, segments, total_rows)
+        failures = sorted(failures, key=lambda r: item_order(r.item))
         _write_csv_atomically(
             _sidecar(output, "errors"),
-            ["file", "start", "end", "error", "reason"],
+            _SIDECARS["errors"][0],
             [[r.item.key, r.item.start, r.item.end, type(r.error).__name__, str(r.error)] for r in failures],
         )
-        _write_csv_atomically(_sidecar(output, "dropped"), ["file", "start"], dropped_rows)
+        _write_csv_atomically(_sidecar(output, "dropped"), _SIDECARS["dropped"][0], dropped_rows)
     records.sort(key=lambda record: record["file"])
     return pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
 
