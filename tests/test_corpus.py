@@ -136,6 +136,50 @@ def test_killed_run_resumes_without_recomputing_and_ends_byte_identical(corpus, 
     assert out.read_bytes() == expected.read_bytes()
 
 
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended
+
+
+IDLE_WORKER = """
+import multiprocessing, time
+from speechae.corpus import _init_worker
+
+def idle():
+    _init_worker()
+    time.sleep(600)
+
+if __name__ == "__main__":
+    worker = multiprocessing.get_context("spawn").Process(target=idle)
+    worker.start()
+    print(worker.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_worker_ends_when_its_run_is_killed(tmp_path):
+    # an idle worker of a ProcessPoolExecutor otherwise waits for tasks forever
+    script = tmp_path / "run.py"
+    script.write_text(IDLE_WORKER)
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(run.stdout.readline())
+    time.sleep(1.0)  # the worker is set up and idle
+    assert _running(worker)
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _running(worker):
+        time.sleep(0.1)
+    outlived = _running(worker)
+    if outlived:
+        os.kill(worker, signal.SIGKILL)
+    assert not outlived, "the worker outlived its run"
+
+
 def test_changed_settings_never_reuse_stale_results(corpus, tmp_path):
     out = tmp_path / "features.csv"
     files = [corpus / GOOD[0], corpus / GOOD[1]]

@@ -29,8 +29,11 @@ import csv
 import io
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -188,7 +191,21 @@ _WORKER_FRONTENDS: dict[FrontEndConfig, LogMelFrontEnd] = {}
 
 
 def _init_worker() -> None:
+    """Set up a worker process: one torch thread, Ctrl-C left to the main process.
+
+    A worker also exits as soon as the main process is gone: killed, it would leave the workers
+    waiting for tasks forever.
+    """
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _decode(item: Item, config: FrontEndConfig) -> tuple[str, object]:
