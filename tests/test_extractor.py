@@ -253,3 +253,42 @@ def test_bf16_mode_is_close_but_never_the_default(cae):
     assert Extractor.__init__.__kwdefaults__["precision"] == "fp32"
     with pytest.raises(ParameterError, match="precision must be one of"):
         Extractor("cae-256", precision="fp16")
+
+
+def test_a_segment_of_a_signal_reports_dropped_windows_at_recording_times(dynamic):
+    segment = integer_noise_with_silence(48000, slice(20000, 21000))  # zero mean: the zeros stay
+    signal = np.concatenate([np.full(8000, 100.0), segment])
+    with pytest.warns(DroppedWindowsWarning, match=r"rec: 2 of 11 windows dropped .* start at 1.5, 1.75 s"):
+        table = dynamic.process_signal(signal, 16000, file="rec", start=0.5)
+    assert table.attrs["dropped_windows"] == {"rec": [1.5, 1.75]}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"start": -1}, r"rec: the segment -1-end s is empty or negative"),
+        ({"end": -0.5}, r"rec: the segment 0--0.5 s is empty or negative"),
+        ({"start": 2, "end": 1}, r"rec: the segment 2-1 s is empty or negative"),
+        ({"start": 10}, r"rec: the segment starts at 10 s, after the end of the recording \(3\.00 s\)"),
+        ({"start": float("nan")}, r"rec: the segment nan-None s needs finite numbers of seconds"),
+        ({"sampling_rate": 0}, r"rec: the sampling rate must be a positive number of Hz, not 0"),
+        ({"sampling_rate": "16k"}, r"rec: the sampling rate must be a positive number of Hz, not '16k'"),
+        ({"signal": np.zeros((2, 48000))}, r"rec: a signal of shape \(2, 48000\) would have more channels"),
+        ({"signal": np.zeros((48000, 2, 1))}, r"rec: a signal is \(samples,\) or \(samples, channels\)"),
+    ],
+)
+def test_signals_refuse_bad_segments_rates_and_shapes_in_one_sentence(dynamic, speech_like, options, message):
+    arguments = {"signal": speech_like, "sampling_rate": 16000, **options}
+    with pytest.raises(ParameterError, match=message):
+        dynamic.process_signal(
+            arguments.pop("signal"), arguments.pop("sampling_rate"), file="rec", **arguments
+        )
+
+
+def test_a_file_segment_is_indexed_from_the_first_frame_read(dynamic, speech_like, tmp_path):
+    path = tmp_path / "speech.wav"
+    sf.write(path, speech_like, 16000, subtype="FLOAT")
+    from_file = dynamic.process_file(path, start=1.00003)
+    from_signal = dynamic.process_signal(speech_like, 16000, file=str(path), start=1.00003)
+    assert from_file.index.get_level_values("start")[0] == pd.Timedelta(seconds=1.0)
+    pd.testing.assert_index_equal(from_file.index, from_signal.index)

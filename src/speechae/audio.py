@@ -43,6 +43,7 @@ __all__ = [
     "file_sha256",
     "find_audio_files",
     "read_audio",
+    "segment_frames",
     "spool_audio",
 ]
 
@@ -184,13 +185,39 @@ def read_audio(
 def _frame_range(
     path: Path, info: sf._SoundFileInfo, start: float | None, end: float | None
 ) -> tuple[int, int | None]:
-    first = 0 if start is None else round(start * info.samplerate)
-    last = None if end is None else round(end * info.samplerate)
+    return segment_frames(start, end, info.samplerate, info.frames, name=str(path))
+
+
+def segment_frames(
+    start: float | None, end: float | None, sampling_rate: float, frames: int, *, name: str = ""
+) -> tuple[int, int | None]:
+    """Frames ``first, last`` of the part from ``start`` to ``end`` seconds (``last`` None: to the end).
+
+    Example:
+        >>> segment_frames(0.5, None, 16000, 48000)
+        (8000, None)
+
+    Raises:
+        ParameterError (naming ``name``): a bound that is not a finite number, a negative start,
+        an end not after the start, or a start at or after the end of the ``frames`` frames
+        (when ``frames`` is known, i.e. positive).
+    """
+    where = f"{name}: " if name else ""
+    try:
+        finite = all(bound is None or np.isfinite(bound) for bound in (start, end))
+    except TypeError:
+        finite = False
+    if not finite:
+        raise ParameterError(f"{where}the segment {start!r}-{end!r} s needs finite numbers of seconds")
+    first = 0 if start is None else round(start * sampling_rate)
+    last = None if end is None else round(end * sampling_rate)
     if first < 0 or (last is not None and last <= first):
-        raise ParameterError(f"{path}: the segment {start}-{end} s is empty or negative")
-    if info.frames > 0 and first >= info.frames:
+        span = f"{start or 0:g}-{'end' if end is None else f'{end:g}'} s"
+        raise ParameterError(f"{where}the segment {span} is empty or negative")
+    if frames > 0 and first >= frames:
         raise ParameterError(
-            f"{path}: the segment starts at {start} s, after the end of the recording ({info.duration:.2f} s)"
+            f"{where}the segment starts at {start:g} s, after the end of the recording "
+            f"({frames / sampling_rate:.2f} s)"
         )
     return first, last
 

@@ -31,6 +31,7 @@ from speechae.audio import (
     audio_frames,
     find_audio_files,
     read_audio,
+    segment_frames,
     spool_audio,
 )
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, PRECISIONS
@@ -52,6 +53,7 @@ from speechae.frontend import (
     DEFAULT_FRONTEND,
     FrontEndConfig,
     LogMelFrontEnd,
+    check_sampling_rate,
     condition_signal,
     frontend_config,
     resamples_in_segments,
@@ -67,10 +69,11 @@ def _seconds(values: Sequence[float] | np.ndarray) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(values, dtype=np.float64), unit="s")
 
 
-def _warn_dropped(features: FileFeatures, name: str) -> None:
+def _warn_dropped(features: FileFeatures, name: str, offset: float = 0.0) -> None:
+    """Warn of dropped windows, with their times in the recording (``offset``: the segment's start)."""
     if len(features.dropped):
         total = len(features.starts) + len(features.dropped)
-        times = ", ".join(f"{t:g}" for t in features.dropped)
+        times = ", ".join(f"{t:g}" for t in offset + features.dropped)
         warnings.warn(
             DroppedWindowsWarning(
                 f"{name or 'the signal'}: {len(features.dropped)} of {total} windows dropped because "
@@ -186,11 +189,15 @@ class Extractor:
 
         ``start`` and ``end`` (seconds) select a segment; times in the index are relative to the
         beginning of ``signal``.
+
+        Raises:
+            ParameterError: a bad sampling rate, shape or segment; AudioError (see
+            :meth:`signal_features`).
         """
-        first = 0 if start is None else round(start * sampling_rate)
-        last = None if end is None else round(end * sampling_rate)
-        segment = np.asarray(signal)[first:last]
-        features = self._process(segment, sampling_rate, file)
+        samples = np.asarray(signal)
+        check_sampling_rate(sampling_rate, name=file)
+        first, last = segment_frames(start, end, sampling_rate, len(samples), name=file)
+        features = self._process(samples[first:last], sampling_rate, file, offset=first / sampling_rate)
         return self._table([(file, first / sampling_rate, features)])
 
     def process_file(
@@ -260,14 +267,18 @@ class Extractor:
         keep_spectrograms: bool = False,
     ) -> tuple[str, float, FileFeatures]:
         features = self.recording_features(file, start=start, end=end, keep_spectrograms=keep_spectrograms)
-        _warn_dropped(features, os.fspath(file))
-        return os.fspath(file), start or 0.0, features
+        offset = 0.0
+        if start:  # the first frame read, as the index of a signal's segment gives it
+            sampling_rate = audio_frames(file)[1]
+            offset = segment_frames(start, end, sampling_rate, 0)[0] / sampling_rate
+        _warn_dropped(features, os.fspath(file), offset)
+        return os.fspath(file), offset, features
 
     def _process(
-        self, signal: np.ndarray, sampling_rate: int, file: str, keep_spectrograms: bool = False
+        self, signal: np.ndarray, sampling_rate: int, file: str, offset: float = 0.0
     ) -> FileFeatures:
-        features = self.signal_features(signal, sampling_rate, name=file, keep_spectrograms=keep_spectrograms)
-        _warn_dropped(features, file)
+        features = self.signal_features(signal, sampling_rate, name=file)
+        _warn_dropped(features, file, offset)
         return features
 
     def signal_features(

@@ -31,6 +31,7 @@ from torch import nn
 from speechae.errors import (
     AudioTooShortError,
     NonFiniteAudioError,
+    ParameterError,
     SegmentedResamplingWarning,
     SilentAudioError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "FrontEndConfig",
     "LogMelFrontEnd",
     "band_groups",
+    "check_sampling_rate",
     "condition_signal",
     "frame_signal",
     "frontend_config",
@@ -76,6 +78,18 @@ class FrontEndConfig:
     min_scaler: float = -50.527256
     max_scaler: float = 6.8561997
 
+    def __post_init__(self) -> None:
+        counts = ("sampling_rate", "window_length", "window_shift", "n_fft", "hop_length", "n_mels")
+        for name in counts:
+            if getattr(self, name) <= 0:
+                raise ParameterError(f"front-end setting {name}={getattr(self, name)} must be positive")
+        if not 0 <= self.fmin < self.fmax or not self.min_scaler < self.max_scaler:
+            raise ParameterError(
+                "front-end settings need 0 <= fmin < fmax and min_scaler < max_scaler, not "
+                f"fmin={self.fmin}, fmax={self.fmax}, "
+                f"min_scaler={self.min_scaler}, max_scaler={self.max_scaler}"
+            )
+
     @property
     def n_frames(self) -> int:
         """Number of STFT frames in one window (126 for the defaults)."""
@@ -97,7 +111,13 @@ def frontend_config(metadata: dict[str, str]) -> FrontEndConfig:
         -40.0
     """
     defaults = DEFAULT_FRONTEND.to_dict()
-    stored = {key: type(value)(metadata[key]) for key, value in defaults.items() if key in metadata}
+    stored = {}
+    for key, value in defaults.items():
+        if key in metadata:
+            try:
+                stored[key] = type(value)(metadata[key])
+            except (TypeError, ValueError):
+                raise ParameterError(f"front-end setting {key}={metadata[key]!r} is not a number") from None
     return FrontEndConfig(**{**defaults, **stored})
 
 
@@ -140,7 +160,8 @@ def condition_signal(
     """
     spooled = hasattr(signal, "read")
     if not spooled:
-        signal = _finite(np.asarray(signal))
+        signal = _finite(_samples_by_channels(np.asarray(signal), name))
+    check_sampling_rate(sampling_rate, name=name)
     target = len(signal)
     if sampling_rate != config.sampling_rate:
         target = int(len(signal) * config.sampling_rate / sampling_rate)
@@ -178,6 +199,37 @@ def condition_signal(
         )
     samples /= peak
     return samples
+
+
+def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
+    where = f"{name}: " if name else ""
+    if signal.ndim not in (1, 2):
+        raise ParameterError(
+            f"{where}a signal is (samples,) or (samples, channels), not of shape {signal.shape}"
+        )
+    if signal.ndim == 2 and signal.shape[1] > signal.shape[0]:
+        raise ParameterError(
+            f"{where}a signal of shape {signal.shape} would have more channels than samples; "
+            "give it as (samples, channels), e.g. signal.T"
+        )
+    return signal
+
+
+def check_sampling_rate(sampling_rate: float, *, name: str = "") -> None:
+    """Refuse a sampling rate that is not a positive, finite number of Hz.
+
+    Raises:
+        ParameterError: naming ``name`` and the rate.
+    """
+    try:
+        valid = not isinstance(sampling_rate, bool) and np.isfinite(sampling_rate) and sampling_rate > 0
+    except TypeError:
+        valid = False
+    if not valid:
+        where = f"{name}: " if name else ""
+        raise ParameterError(
+            f"{where}the sampling rate must be a positive number of Hz, not {sampling_rate!r}"
+        )
 
 
 def resamples_in_segments(
