@@ -29,6 +29,7 @@ def test_npy_and_txt_return_disvoice_shapes_and_values(replearning, reference):
     static = replearning.extract_features_file(str(EXAMPLE), static=True, plots=False, fmt="npy")
     dynamic = replearning.extract_features_file(str(EXAMPLE), static=False, fmt="txt")
     assert static.shape == (1, 1536) and dynamic.shape == reference["dynamic"].shape
+    assert static.dtype == dynamic.dtype == np.float32  # as DisVoice returns both
     np.testing.assert_allclose(static[0], reference["static"], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dynamic[:, :256], reference["dynamic"][:, :256], rtol=0, atol=1e-5)
 
@@ -45,6 +46,8 @@ def test_dataframe_has_disvoice_columns(replearning, reference):
 def test_torch_returns_a_tensor(replearning):
     tensor = replearning.extract_features_file(EXAMPLE, static=False, fmt="torch")
     assert isinstance(tensor, torch.Tensor) and tensor.shape == (14, 384)
+    static = replearning.extract_features_file(EXAMPLE, static=True, fmt="torch")
+    assert static.dtype == tensor.dtype == torch.float32
 
 
 def test_kaldi_writes_ark_and_scp_without_kaldi(replearning, tmp_path):

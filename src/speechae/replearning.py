@@ -89,7 +89,7 @@ class RepLearning:
         """
         _check(static, fmt, kaldi_file)
         features = self._features(audio, plots)
-        matrix = static_of(features, os.fspath(audio))[None, :] if static else features.dynamic
+        matrix = _matrix(features, os.fspath(audio), static)
         if fmt == "kaldi":
             _write_kaldi({os.path.basename(os.fspath(audio)): matrix}, kaldi_file)
             return None
@@ -113,9 +113,7 @@ class RepLearning:
         matrices = {}
         for file in files:
             features = self._features(file, plots)
-            matrices[file.name] = (
-                static_of(features, os.fspath(file))[None, :] if static else features.dynamic
-            )
+            matrices[file.name] = _matrix(features, os.fspath(file), static)
         if fmt == "kaldi":
             _write_kaldi(matrices, kaldi_file)
             return None
@@ -140,6 +138,13 @@ def _in_notebook() -> bool:
         return False
     ipython = shell.get_ipython()
     return ipython is not None and type(ipython).__name__ == "ZMQInteractiveShell"
+
+
+def _matrix(features: FileFeatures, name: str, static: bool) -> np.ndarray:
+    """The 1 x 1536 static row or the windows x 384 dynamic rows, in float32 as DisVoice gives both."""
+    if static:
+        return static_of(features, name)[None, :].astype(np.float32)
+    return features.dynamic
 
 
 def _check(static: bool, fmt: str, kaldi_file: str) -> None:
