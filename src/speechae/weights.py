@@ -29,11 +29,12 @@ from torch import nn
 from speechae.atomic import atomic_path
 from speechae.errors import (
     ModelError,
+    ParameterError,
     UnknownModelError,
     WeightsFetchError,
     WeightsIntegrityError,
 )
-from speechae.frontend import DEFAULT_FRONTEND
+from speechae.frontend import DEFAULT_FRONTEND, frontend_config
 from speechae.models import architecture_from_state_dict, build_autoencoder
 
 __all__ = [
@@ -288,8 +289,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     except (SafetensorError, OSError) as error:
         raise WeightsIntegrityError(f"{path}: not a readable safetensors file ({error})") from None
     architecture, bottleneck = architecture_from_state_dict(state)
-    metadata.setdefault("architecture", architecture)
-    metadata.setdefault("bottleneck", str(bottleneck))
+    claimed = (metadata.get("architecture", architecture), metadata.get("bottleneck", str(bottleneck)))
+    if claimed != (architecture, str(bottleneck)):
+        raise WeightsIntegrityError(
+            f"{path}: its metadata describes a {claimed[0]} with a {claimed[1]}-unit bottleneck, "
+            f"its tensors a {architecture} with {bottleneck}"
+        )
+    metadata.update(architecture=architecture, bottleneck=str(bottleneck))
+    try:
+        frontend_config(metadata)
+    except ParameterError as error:
+        raise WeightsIntegrityError(f"{path}: {error}") from None
     return state, metadata
 
 
