@@ -120,3 +120,17 @@ def test_safetensors_metadata_must_agree_with_the_tensors(tmp_path, metadata, me
     save_file({k: v.contiguous() for k, v in ConvAutoencoder(64).state_dict().items()}, str(path), metadata)
     with pytest.raises(WeightsIntegrityError, match=rf"odd\.safetensors: {message}"):
         weights.load_model(path)
+
+
+def test_damaged_cached_weights_are_refused_under_their_registry_name(tmp_path, monkeypatch):
+    published = weights.fetch("rae-256")  # the default cache, as the other tests use it
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
+    damaged = tmp_path / "cache" / "models" / "rae-256.safetensors"
+    damaged.parent.mkdir(parents=True)
+    data = bytearray(published.read_bytes())
+    data[-1] ^= 0x01  # one bit of the last tensor
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(
+        WeightsIntegrityError, match=r"rae-256\.safetensors: the cached rae-256 weights are damaged"
+    ):
+        weights.load_model("rae-256")

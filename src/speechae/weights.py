@@ -64,6 +64,8 @@ class PretrainedModel:
     bottleneck: int
     wheel_member: str
     sha256: str
+    #: :func:`weights_digest` of the tensors, checked whenever the cached file is loaded.
+    tensors_sha256: str
     description: str
 
 
@@ -76,6 +78,7 @@ PRETRAINED: dict[str, PretrainedModel] = {
             256,
             "disvoice/replearning/256_CAE.pt",
             "72ba1da24dd2f7bf47563143369ee05afb2ee92397e3b34153e4977215fe991d",
+            "43ca68065ea4c5e69eb1de41c45355ae7e6459a7b784a29822ce0c44219c850e",
             "DisVoice 0.1.10 convolutional autoencoder, 256-unit bottleneck (CIEMPIESS Spanish)",
         ),
         PretrainedModel(
@@ -84,6 +87,7 @@ PRETRAINED: dict[str, PretrainedModel] = {
             256,
             "disvoice/replearning/256_RAE.pt",
             "bd2ea41f6eca66b831dcdc9a94ab6ca52d4ee469a44d9041fb80eb85043adfe5",
+            "63af32e1ca39528d3b6707a3cb569b83d34bb088a173e1d3c08961ace54890ff",
             "DisVoice 0.1.10 recurrent autoencoder, 256-unit bottleneck (CIEMPIESS Spanish)",
         ),
     )
@@ -384,13 +388,18 @@ def load_model(model: str | os.PathLike[str], *, device: str | torch.device = "c
     """
     path = _resolve(model)
     state, metadata = _load_state(path)
-    network = build_autoencoder(state).to(device)
     text = os.fspath(model)
+    digest = weights_digest(state)
+    if text in PRETRAINED and digest != PRETRAINED[text].tensors_sha256:
+        raise WeightsIntegrityError(
+            f"{path}: the cached {text} weights are damaged (their tensors are not the published "
+            "ones); delete the file and the next run fetches it again"
+        )
     return LoadedModel(
         name=text if text in PRETRAINED else path.stem,
         architecture=metadata["architecture"],
         bottleneck=int(metadata["bottleneck"]),
-        network=network,
-        weights_sha256=weights_digest(state),
+        network=build_autoencoder(state).to(device),
+        weights_sha256=digest,
         metadata=metadata,
     )
