@@ -292,3 +292,9 @@ def test_a_file_segment_is_indexed_from_the_first_frame_read(dynamic, speech_lik
     from_signal = dynamic.process_signal(speech_like, 16000, file=str(path), start=1.00003)
     assert from_file.index.get_level_values("start")[0] == pd.Timedelta(seconds=1.0)
     pd.testing.assert_index_equal(from_file.index, from_signal.index)
+
+
+def test_one_path_is_one_file_and_a_file_is_not_a_folder(dynamic):
+    pd.testing.assert_frame_equal(dynamic.process_files(str(EXAMPLE)), dynamic.process_files([EXAMPLE]))
+    with pytest.raises(NoAudioFilesError, match=r"is a file, not a folder of audio files"):
+        dynamic.process_folder(EXAMPLE)

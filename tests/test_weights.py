@@ -152,3 +152,13 @@ def test_cached_weights_are_readable_by_others(cache, tmp_path):
     torch.save(RecurrentAutoencoder(8).state_dict(), path)
     (imported,) = weights.import_weights(path)
     assert imported.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_pickled_whole_model_is_refused_without_unsafe_advice(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(RecurrentAutoencoder(8), path)
+    with pytest.raises(
+        WeightsIntegrityError, match=r"whole\.pt: .* give the file of model\.state_dict\(\)"
+    ) as caught:
+        weights.load_model(path)
+    assert "weights_only=False" not in str(caught.value)

@@ -442,6 +442,8 @@ def find_audio_files(
         NoAudioFilesError: the folder has no file with one of ``extensions``.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise NoAudioFilesError(f"{folder}: is a file, not a folder of audio files")
     if not folder.is_dir():
         raise AudioFileNotFoundError(f"{folder}: no such folder")
     wanted = {ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions}

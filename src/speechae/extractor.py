@@ -218,11 +218,14 @@ class Extractor:
         Uses the corpus runner: with ``num_workers > 1`` (or an ``executor``) files are decoded
         and transformed in parallel and the network runs on batches mixing several files, each
         keeping its own BatchNorm statistics. The first failure is raised; use
-        :func:`speechae.corpus.extract_corpus` to go on past bad files.
+        :func:`speechae.corpus.extract_corpus` to go on past bad files. A single path is taken
+        as one file.
         """
         from speechae.corpus import run_items
         from speechae.inputs import Item
 
+        if isinstance(files, (str, os.PathLike)):  # one file, not its characters
+            files = [files]
         items = [Item(key=os.fspath(file), path=os.fspath(file)) for file in files]
         if not items:
             raise NoAudioFilesError("no files were given")

@@ -184,7 +184,12 @@ def _state_dict_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several unrelated types for bad files
-        raise WeightsIntegrityError(f"{origin}: not a loadable PyTorch state dict ({error})") from None
+        # torch's own message advises weights_only=False, which would run the file's code
+        raise WeightsIntegrityError(
+            f"{origin}: not a loadable PyTorch state dict ({type(error).__name__}): it is not a "
+            "PyTorch file, or it pickles objects other than tensors (e.g. a whole model); give "
+            "the file of model.state_dict() instead"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsIntegrityError(f"{origin}: does not hold a state dict of tensors")
     return state
