@@ -298,3 +298,9 @@ def test_one_path_is_one_file_and_a_file_is_not_a_folder(dynamic):
     pd.testing.assert_frame_equal(dynamic.process_files(str(EXAMPLE)), dynamic.process_files([EXAMPLE]))
     with pytest.raises(NoAudioFilesError, match=r"is a file, not a folder of audio files"):
         dynamic.process_folder(EXAMPLE)
+
+
+def test_file_features_of_a_segment_are_timed_in_the_recording(dynamic):
+    whole = dynamic.file_features(EXAMPLE)
+    segment = dynamic.file_features(EXAMPLE, start=1.0, end=3.0)
+    assert whole.starts[0] == 0.0 and segment.starts.tolist() == [1.0 + 0.25 * k for k in range(7)]

@@ -275,11 +275,7 @@ def _pool(jobs: int) -> futures.Executor:
 
 
 def _offset(item: Item, features: FileFeatures) -> FileFeatures:
-    if not item.start:
-        return features
-    features.starts = features.starts + item.start
-    features.dropped = features.dropped + item.start
-    return features
+    return features.shift(item.start or 0.0)
 
 
 class _BatchRunner:

@@ -258,9 +258,11 @@ class Extractor:
     ) -> FileFeatures:
         """Per-window features of a file as arrays, before any table is made.
 
-        With ``keep_spectrograms`` the input and decoded spectrograms come along (for plots).
+        Window times are seconds in the recording, also for a segment. With ``keep_spectrograms``
+        the input and decoded spectrograms come along (for plots).
         """
-        return self._process_file(file, start, end, keep_spectrograms)[2]
+        _, offset, features = self._process_file(file, start, end, keep_spectrograms)
+        return features.shift(offset)
 
     def _process_file(
         self,

@@ -84,6 +84,16 @@ class FileFeatures:
         """The 4 functionals of every dynamic feature, see :func:`static_features`."""
         return static_features(self.bottleneck, self.error)
 
+    def shift(self, seconds: float) -> FileFeatures:
+        """Move the window times by ``seconds`` (where a segment starts in its recording), in place.
+
+        Returns ``self``.
+        """
+        if seconds:
+            self.starts = self.starts + seconds
+            self.dropped = self.dropped + seconds
+        return self
+
 
 def _functionals(values: np.ndarray) -> np.ndarray:
     """Mean, std, skewness and excess kurtosis of each column, as ``scipy.stats`` defines them.
