@@ -85,3 +85,19 @@ def speech_like() -> np.ndarray:
     t = np.arange(48000) / 16000
     tone = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
     return tone * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t))
+
+
+@pytest.fixture()
+def spools(monkeypatch) -> list:
+    """Recordings beyond 100,000 samples are resampled in segments; their spools are listed here."""
+    from speechae import audio, frontend
+
+    spooled = []
+
+    def spool_and_record(*args, **kwargs):
+        spooled.append(audio.spool_audio(*args, **kwargs))
+        return spooled[-1]
+
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 100000)
+    monkeypatch.setattr("speechae.extractor.spool_audio", spool_and_record)
+    return spooled

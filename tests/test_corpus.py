@@ -333,26 +333,15 @@ def test_segments_are_named_apart_in_run_records(corpus, tmp_path, rae):
 
 
 @pytest.mark.filterwarnings("ignore::speechae.errors.SegmentedResamplingWarning")
-def test_recordings_resampled_in_segments_are_spooled_in_a_corpus_run(
-    tmp_path, monkeypatch, cae, speech_like
-):
-    from speechae import audio, frontend
+def test_recordings_resampled_in_segments_are_spooled_in_a_corpus_run(tmp_path, spools, cae, speech_like):
     from speechae.inputs import Item
 
     path = tmp_path / "long.wav"
     sf.write(path, np.stack([speech_like, speech_like[::-1]], axis=1).repeat(3, axis=0) / 8, 48000)
-    spooled = []
-
-    def spool_and_record(*args, **kwargs):
-        spooled.append(audio.spool_audio(*args, **kwargs))
-        return spooled[-1]
-
-    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 100000)
-    monkeypatch.setattr("speechae.extractor.spool_audio", spool_and_record)
     summary = extract_corpus(cae, [Item("long.wav", str(path))], tmp_path / "o.parquet")
-    assert summary.computed == 1 and len(spooled) == 1 and spooled[0].closed
+    assert summary.computed == 1 and len(spools) == 1 and spools[0].closed
     expected = cae.process_file(path)
-    assert len(spooled) == 2
+    assert len(spools) == 2
     np.testing.assert_allclose(
         read_table(tmp_path / "o.parquet").to_numpy(), expected.to_numpy(), rtol=1e-4, atol=1e-5
     )

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from conftest import EXAMPLE
-from speechae import Extractor, audio, features, frontend
+from speechae import Extractor, audio, features
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
@@ -74,23 +74,13 @@ def test_file_and_array_give_equal_tables(dynamic, speech_like, tmp_path):
     pd.testing.assert_frame_equal(from_file, from_array)
 
 
-def test_files_resampled_in_segments_are_spooled_not_held_in_memory(
-    dynamic, speech_like, tmp_path, monkeypatch
-):
+def test_files_resampled_in_segments_are_spooled_not_held_in_memory(dynamic, speech_like, tmp_path, spools):
     path = tmp_path / "speech.wav"
     stereo = np.stack([speech_like, speech_like[::-1]], axis=1) / 8
     sf.write(path, np.repeat(stereo, 3, axis=0), 48000, subtype="PCM_24")
-    spooled = []
-
-    def spool_and_record(*args, **kwargs):
-        spooled.append(audio.spool_audio(*args, **kwargs))
-        return spooled[-1]
-
-    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 100000)
-    monkeypatch.setattr("speechae.extractor.spool_audio", spool_and_record)
     with pytest.warns(SegmentedResamplingWarning):
         from_file = dynamic.process_file(path, start=0.5)
-    assert len(spooled) == 1 and spooled[0].closed
+    assert len(spools) == 1 and spools[0].closed
     samples, _ = audio.read_audio(path, native=True)
     with pytest.warns(SegmentedResamplingWarning):
         from_array = dynamic.process_signal(samples, 48000, file=str(path), start=0.5)
