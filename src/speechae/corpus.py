@@ -127,11 +127,9 @@ def _describe(item: Item, error: BaseException) -> SpeechaeError:
     path = printable(item.path)
     where = f"{path} [{_segment(item)} s]" if item.is_segment else path
     message = printable(str(error))
-    if not message.startswith(path):
-        message = f"{where}: {message}"
-    if isinstance(error, SpeechaeError):
-        return type(error)(message)
-    return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {message})")
+    if not isinstance(error, SpeechaeError):
+        return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {message})")
+    return type(error)(message if message.startswith(path) else f"{where}: {message}")
 
 
 def _plan(item: Item, position: int, config: FrontEndConfig) -> _Planned:

@@ -218,6 +218,12 @@ def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
 def check_sampling_rate(sampling_rate: float, *, name: str = "") -> None:
     """Refuse a sampling rate that is not a positive, finite number of Hz.
 
+    Example:
+        >>> check_sampling_rate(44100)
+        >>> check_sampling_rate(0, name="talk.wav")
+        Traceback (most recent call last):
+        speechae.errors.ParameterError: talk.wav: the sampling rate must be a positive number of Hz, not 0
+
     Raises:
         ParameterError: naming ``name`` and the rate.
     """

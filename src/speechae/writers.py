@@ -98,6 +98,9 @@ def format_of(path: str | os.PathLike[str], fmt: str | None = None) -> str:
 def check_kaldi_key(key: str) -> None:
     """Refuse a Kaldi key with white space (Kaldi splits keys from values there).
 
+    Example:
+        >>> check_kaldi_key("spk1/utt1.wav")  # "spk1/utt 1.wav" would raise
+
     Raises:
         ParameterError: naming the key.
     """
