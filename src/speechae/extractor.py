@@ -271,13 +271,13 @@ class Extractor:
         end: float | None,
         keep_spectrograms: bool = False,
     ) -> tuple[str, float, FileFeatures]:
-        features = self.recording_features(file, start=start, end=end, keep_spectrograms=keep_spectrograms)
-        offset = 0.0
-        if start:  # the first frame read, as the index of a signal's segment gives it
-            sampling_rate = audio_frames(file)[1]
-            offset = segment_frames(start, end, sampling_rate, 0)[0] / sampling_rate
-        _warn_dropped(features, os.fspath(file), offset)
-        return os.fspath(file), offset, features
+        name = os.fspath(file)
+        conditioned, duration, offset = self._conditioned_recording(file, start, end, name)
+        features = self._conditioned_features(
+            conditioned, duration, name, keep_spectrograms, DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET
+        )
+        _warn_dropped(features, name, offset)
+        return name, offset, features
 
     def _process(
         self, signal: np.ndarray, sampling_rate: int, file: str, offset: float = 0.0
@@ -324,17 +324,22 @@ class Extractor:
             >>> features = Extractor("cae-256").recording_features("talk.wav")  # doctest: +SKIP
         """
         name = os.fspath(path)
-        conditioned, duration = self._conditioned_recording(path, start, end, name)
+        conditioned, duration, _ = self._conditioned_recording(path, start, end, name)
         return self._conditioned_features(
             conditioned, duration, name, keep_spectrograms, chunk_size, memory_budget
         )
 
     def _conditioned_recording(
         self, path: str | os.PathLike[str], start: float | None, end: float | None, name: str
-    ) -> tuple[np.ndarray, float]:
-        """The conditioned signal and the seconds read; the samples as read die with this call."""
+    ) -> tuple[np.ndarray, float, float]:
+        """The conditioned signal, the seconds read and the time of the first frame read.
+
+        The samples as read die with this call.
+        """
         with recording_samples(path, start, end, self.frontend.config) as (signal, sampling_rate):
-            return self._condition(signal, sampling_rate, name), len(signal) / sampling_rate
+            first = segment_frames(start, end, sampling_rate, 0)[0]
+            conditioned = self._condition(signal, sampling_rate, name)
+            return conditioned, len(signal) / sampling_rate, first / sampling_rate
 
     def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray:
         try:
