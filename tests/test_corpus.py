@@ -392,6 +392,41 @@ def test_kaldi_keys_are_checked_before_any_work_and_name_segments_apart(tmp_path
     assert keys == ["a.wav[0-2]", "a.wav", "a.wav[1-3.5]"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".npz", ".pt", ".ark"])
+@pytest.mark.parametrize(
+    ("level", "segment", "index_names"),
+    [
+        ("static", False, ["file"]),
+        ("static", True, ["file", "start", "end"]),
+        ("dynamic", False, ["file", "start", "end"]),
+        ("dynamic", True, ["file", "segment_start", "segment_end", "start", "end"]),
+    ],
+)
+def test_a_run_without_results_replaces_an_older_output_with_an_empty_table(
+    tmp_path, suffix, level, segment, index_names
+):
+    from speechae.inputs import Item
+    from speechae.writers import kaldi_paths
+
+    out = tmp_path / f"features{suffix}"
+    older = kaldi_paths(out) if suffix == ".ark" else [out]
+    for path in older:
+        path.write_text("an older run's output")
+    extractor = Extractor("rae-256", level=level)
+    missing = str(tmp_path / "missing.wav")
+    items = [Item("missing.wav", missing, 0.0, 2.0) if segment else Item("missing.wav", missing)]
+    summary = extract_corpus(extractor, items, out)
+    assert summary.output == out and f"output: {out} (no rows: no file succeeded)" in summary.text()
+    table = read_table(out)
+    assert len(table) == 0
+    if suffix == ".ark":  # Kaldi keeps neither column names nor times
+        assert table.index.names == ["file"] and table.columns.empty
+    else:
+        assert table.index.names == index_names and table.shape[1] == len(extractor.column_names)
+    if suffix not in (".ark", ".npy"):
+        assert list(table.columns) == extractor.column_names
+
+
 def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
     from speechae.inputs import Item
 

@@ -55,6 +55,26 @@ def test_kaldi_writes_one_matrix_per_file(tmp_path):
     np.testing.assert_array_equal(read_table(scp).to_numpy(), original.to_numpy())
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy", ".npz", ".pt", ".ark"])
+def test_an_empty_table_reads_back_and_merges_into_nothing(tmp_path, suffix):
+    empty, full = tmp_path / f"empty{suffix}", tmp_path / f"full{suffix}"
+    with TableWriter(
+        empty, columns=["f0", "f1", "f2"], index_names=["file", "start", "end"], dtype="float32", total_rows=0
+    ):
+        pass
+    assert read_table(empty).shape == (0, 0 if suffix == ".ark" else 3)
+    write_table(table("dynamic", files=("a.wav", "b.wav")), full, level="dynamic")
+    alone, merged = tmp_path / f"alone{suffix}", tmp_path / f"merged{suffix}"
+    assert merge_tables([full], alone) == merge_tables([empty, full], merged) == 6
+    pairs = (
+        zip(kaldi_paths(alone), kaldi_paths(merged), strict=True) if suffix == ".ark" else [(alone, merged)]
+    )
+    for one, other in pairs:
+        assert one.read_bytes().replace(b"alone", b"merged") == other.read_bytes()
+    assert merge_tables([empty], tmp_path / f"none{suffix}") == 0
+    assert read_table(tmp_path / f"none{suffix}").empty
+
+
 def test_kaldi_rejects_keys_with_spaces(tmp_path):
     with pytest.raises(ParameterError, match="white space"):
         write_table(table("dynamic"), tmp_path / "feats.scp", level="dynamic")

@@ -48,12 +48,7 @@ from speechae.audio import audio_frames, file_sha256
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
 from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
 from speechae.extractor import recording_samples
-from speechae.features import (
-    FileFeatures,
-    dynamic_feature_names,
-    static_feature_names,
-    transform_conditioned,
-)
+from speechae.features import FileFeatures, transform_conditioned
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, window_count
 from speechae.inputs import Item, item_order, printable
 from speechae.progress import Progress, clock
@@ -503,7 +498,10 @@ def _in_batch_order(results: list[ItemResult], batch: list[int]) -> list[ItemRes
 
 @dataclass
 class RunSummary:
-    """What a corpus run did; ``records`` has one row per item (for reports)."""
+    """What a corpus run did; ``records`` has one row per item (for reports).
+
+    ``output`` is None when a strict run stopped, which writes no output.
+    """
 
     output: Path | None
     records: pd.DataFrame
@@ -542,10 +540,10 @@ class RunSummary:
             lines += [f"  {failure.error}" for failure in self.failures]
         if self.stopped_early:
             lines.append("stopped at the first failure (--strict); finished files are kept in the store")
-        elif self.output is not None and ok:
+        elif ok:
             lines.append(f"output: {self.output}")
         else:
-            lines.append("no output written: no file succeeded")
+            lines.append(f"output: {self.output} (no rows: no file succeeded)")
         return "\n".join(lines)
 
 
@@ -645,32 +643,54 @@ def _write_csv_atomically(path: Path, header: list[str], rows: list[list[object]
         partial.write_text(buffer.getvalue())
 
 
-def _rows(
-    item: Item, features: FileFeatures, level: str, segments: bool, config: FrontEndConfig
-) -> pd.DataFrame:
-    width = features.bottleneck.shape[1]
-    n_mels = features.error.shape[1]
-    if level == "static":
-        start = item.start or 0.0
-        index_values = {"file": [item.key]}
-        if segments:
-            index_values.update(start=[start], end=[start + features.duration])
-        names = static_feature_names(width, n_mels)
-        return pd.DataFrame(
-            features.static[None, :],
-            columns=names,
-            index=pd.MultiIndex.from_arrays(list(index_values.values()), names=list(index_values))
-            if segments
-            else pd.Index(index_values["file"], name="file"),
+@dataclass(frozen=True)
+class _Layout:
+    """The table of a run: its level, whether its inputs are segments, its feature columns."""
+
+    level: str
+    segments: bool
+    columns: list[str]
+    window_seconds: float
+
+    @classmethod
+    def of(cls, extractor, items: Sequence[Item]) -> _Layout:
+        config = extractor.frontend.config
+        return cls(
+            extractor.level,
+            any(item.is_segment for item in items),
+            extractor.column_names,
+            config.window_length / config.sampling_rate,
         )
-    windows = len(features.starts)
-    levels = {"file": [item.key] * windows}
-    if segments:
+
+    @property
+    def index_names(self) -> list[str]:
+        """The index levels (see :data:`speechae.writers.INDEX_LEVELS`)."""
+        if self.level == "static":
+            return ["file", "start", "end"] if self.segments else ["file"]
+        segment = ["segment_start", "segment_end"] if self.segments else []
+        return ["file", *segment, "start", "end"]
+
+    @property
+    def dtype(self) -> str:
+        return "float64" if self.level == "static" else "float32"
+
+    def rows(self, item: Item, features: FileFeatures) -> pd.DataFrame:
+        """The table rows of one item."""
+        values = features.static[None, :] if self.level == "static" else features.dynamic
         start = item.start or 0.0
-        levels.update(segment_start=[start] * windows, segment_end=[start + features.duration] * windows)
-    levels.update(start=features.starts, end=features.starts + config.window_length / config.sampling_rate)
-    index = pd.MultiIndex.from_arrays(list(levels.values()), names=list(levels))
-    return pd.DataFrame(features.dynamic, columns=dynamic_feature_names(width, n_mels), index=index)
+        end = start + features.duration
+        count = len(values)
+        levels = {"file": [item.key] * count, "segment_start": [start] * count, "segment_end": [end] * count}
+        if self.level == "static":  # a static row's times are its segment's
+            levels.update(start=[start], end=[end])
+        else:
+            levels.update(start=features.starts, end=features.starts + self.window_seconds)
+        names = self.index_names
+        if len(names) == 1:
+            index = pd.Index(levels["file"], name="file")
+        else:
+            index = pd.MultiIndex.from_arrays([levels[name] for name in names], names=names)
+        return pd.DataFrame(values, columns=self.columns, index=index)
 
 
 def extract_corpus(
@@ -691,7 +711,8 @@ def extract_corpus(
 
     Finished batches are committed to ``OUTPUT.store.sqlite``; re-running the same call after an
     interruption recomputes nothing that was finished and writes a byte-identical output. Failures
-    go to ``OUTPUT.errors.csv``, dropped windows to ``OUTPUT.dropped.csv``.
+    go to ``OUTPUT.errors.csv``, dropped windows to ``OUTPUT.dropped.csv``. The output always
+    reflects this run: when no item succeeds, it is a table with no rows.
 
     Args:
         extractor: the :class:`speechae.Extractor` (model, level, device).
@@ -711,8 +732,7 @@ def extract_corpus(
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(_kaldi_key(item))
-    level = extractor.level
-    config = extractor.frontend.config
+    layout = _Layout.of(extractor, items)
     store = FeatureStore(store_path(output))
     failures: list[ItemResult] = []
     finished: list[ItemResult] = []
@@ -734,9 +754,7 @@ def extract_corpus(
             if strict and not result.ok:
                 stopped = True
                 break
-        records = _write_outputs(
-            store, finished, failures, output, fmt, level, config, write=not stopped, items=items
-        )
+        records = _write_outputs(store, finished, failures, output, fmt, layout, write=not stopped)
     finally:
         store.close()
     return RunSummary(
@@ -757,17 +775,14 @@ def _write_outputs(
     failures: list[ItemResult],
     output: Path,
     fmt: str | None,
-    level: str,
-    config: FrontEndConfig,
+    layout: _Layout,
     *,
     write: bool,
-    items: Sequence[Item],
 ) -> pd.DataFrame:
-    """Records of every item; with ``write``, also the output and its sidecars.
+    """Records of every item; with ``write``, also the output (rows or not) and its sidecars.
 
     The store is read one recording at a time, so memory stays flat.
     """
-    segments = any(item.is_segment for item in items)
     finished = sorted(finished, key=lambda r: item_order(r.item))
     records = [file_record(_label(r.item), reason=str(r.error), duration=r.seconds) for r in failures]
     dropped_rows, total_rows = [], 0
@@ -775,10 +790,9 @@ def _write_outputs(
         features = store.get(result.key)
         records.append(file_record(_label(result.item), features))
         dropped_rows += [[result.item.key, start] for start in features.dropped]
-        total_rows += 1 if level == "static" else len(features.starts)
+        total_rows += 1 if layout.level == "static" else len(features.starts)
     if write:
-        if finished:
-            _write_table(store, finished, output, fmt, level, config, segments, total_rows)
+        _write_table(store, finished, output, fmt, layout, total_rows)
         failures = sorted(failures, key=lambda r: item_order(r.item))
         _write_csv_atomically(
             _sidecar(output, "errors"),
@@ -809,27 +823,16 @@ def _write_table(
     finished: list[ItemResult],
     output: Path,
     fmt: str | None,
-    level: str,
-    config: FrontEndConfig,
-    segments: bool,
+    layout: _Layout,
     total_rows: int,
 ) -> None:
-    writer = None
-    try:
+    with TableWriter(
+        output,
+        columns=layout.columns,
+        index_names=layout.index_names,
+        dtype=layout.dtype,
+        total_rows=total_rows,
+        fmt=fmt,
+    ) as writer:
         for result in finished:
-            rows = _rows(result.item, store.get(result.key), level, segments, config)
-            if writer is None:
-                writer = TableWriter(
-                    output,
-                    columns=rows.columns,
-                    index_names=rows.index.names,
-                    dtype="float64" if level == "static" else "float32",
-                    total_rows=total_rows,
-                    fmt=fmt,
-                )
-            writer.write(rows, key=_kaldi_key(result.item))
-    except BaseException:
-        if writer is not None:
-            writer.discard()
-        raise
-    writer.close()
+            writer.write(layout.rows(result.item, store.get(result.key)), key=_kaldi_key(result.item))

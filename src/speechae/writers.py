@@ -361,16 +361,24 @@ def write_table(
     with TableWriter(
         path, columns=flat.columns, index_names=flat.index.names, dtype=dtype, total_rows=len(flat), fmt=fmt
     ) as writer:
-        files = flat.index.get_level_values("file")
-        boundaries = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])
-        for first, last in itertools.pairwise(boundaries):
-            writer.write(flat.iloc[first:last])
+        _write_by_file(writer, flat)
+
+
+def _write_by_file(writer: TableWriter, table: pd.DataFrame) -> None:
+    """Write a table whose rows are grouped by file, one file's rows at a time."""
+    if len(table) == 0:
+        return
+    files = table.index.get_level_values("file")
+    boundaries = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])
+    for first, last in itertools.pairwise(boundaries):
+        writer.write(table.iloc[first:last])
 
 
 def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.DataFrame:
     """Read a table written by :class:`TableWriter` back, with its index and dtypes.
 
-    Kaldi outputs carry no times: their index is ``file`` only, one matrix's rows per file.
+    Kaldi outputs carry no times: their index is ``file`` only, one matrix's rows per file; nor
+    column names, so an empty one reads back without columns.
     """
     path = Path(path)
     fmt = format_of(path, fmt)
@@ -382,11 +390,13 @@ def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.Da
             pd.DataFrame(np.asarray(m), index=pd.Index([k] * len(m), name="file"))
             for k, m in matrices.items()
         ]
-        return pd.concat(frames)
+        return pd.concat(frames) if frames else pd.DataFrame(index=pd.Index([], dtype=str, name="file"))
     if fmt == "csv":
-        header = path.open().readline().strip().split(",")
+        with path.open() as handle:
+            header = handle.readline().strip().split(",")
         index_names = [n for n in INDEX_LEVELS if n in header]
-        table = pd.read_csv(path, index_col=index_names, dtype={"file": str})
+        dtypes = {name: str if name == "file" else np.float64 for name in header}  # also with no rows
+        table = pd.read_csv(path, index_col=index_names, dtype=dtypes)
     elif fmt == "parquet":
         table = pd.read_parquet(path)
         index_names = [n for n in INDEX_LEVELS if n in table.columns]
@@ -412,7 +422,7 @@ def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.Da
 
 def _value_dtype(table: pd.DataFrame) -> str:
     """float32 for dynamic tables, float64 for static ones (CSV reads both back as float64)."""
-    if str(table.columns[0]).startswith("bottleneck_") or all(d == np.float32 for d in table.dtypes):
+    if all(d == np.float32 for d in table.dtypes) or str(table.columns[0]).startswith("bottleneck_"):
         return "float32"
     return "float64"
 
@@ -456,24 +466,24 @@ def merge_tables(
     """
     _check_shard_set([Path(path) for path in inputs])
     tables = [read_table(path) for path in inputs]
-    for path, table in zip(inputs[1:], tables[1:], strict=True):
-        if list(table.columns) != list(tables[0].columns) or table.index.names != tables[0].index.names:
+    # an empty Kaldi shard cannot say which features it holds: Kaldi keeps no column names
+    described = [(path, table) for path, table in zip(inputs, tables, strict=True) if len(table.columns)]
+    for path, table in described[1:]:
+        first_path, first = described[0]
+        if list(table.columns) != list(first.columns) or table.index.names != first.index.names:
             raise ParameterError(
-                f"{path}: holds other features than {inputs[0]} (static and dynamic, or another "
+                f"{path}: holds other features than {first_path} (static and dynamic, or another "
                 "model); merge only the shards of one run"
             )
-    table = pd.concat(tables).sort_index(kind="stable")
-    dtype = _value_dtype(tables[0])
+    # empty tables left out: their index levels carry no dtypes to agree with the others'
+    table = pd.concat([t for t in tables if len(t)] or tables[:1]).sort_index(kind="stable")
     with TableWriter(
         output,
         columns=[str(c) for c in table.columns],
         index_names=table.index.names,
-        dtype=dtype,
+        dtype=_value_dtype(table),
         total_rows=len(table),
         fmt=fmt,
     ) as writer:
-        files = table.index.get_level_values("file")
-        boundaries = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])
-        for first, last in itertools.pairwise(boundaries):
-            writer.write(table.iloc[first:last])
+        _write_by_file(writer, table)
     return len(table)
