@@ -36,8 +36,7 @@ def test_every_format_round_trips_with_its_own_library(tmp_path, suffix, level):
     assert list(back.index.names) == expected_index
     assert back.index.get_level_values("file").tolist() == original.index.get_level_values("file").tolist()
     np.testing.assert_array_equal(back.to_numpy(dtype=original.dtypes.iloc[0]), original.to_numpy())
-    if suffix != ".npy":
-        assert list(back.columns) == ["f0", "f1", "f2"]
+    assert list(back.columns) == ["f0", "f1", "f2"]
     if level == "dynamic":
         assert back.index.get_level_values("start").tolist() == [0.0, 0.25, 0.5] * 2
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
@@ -87,6 +86,7 @@ def test_writing_twice_gives_identical_bytes(tmp_path):
         write_table(table("dynamic"), first, level="dynamic")
         write_table(table("dynamic"), second, level="dynamic")
         assert first.read_bytes() == second.read_bytes(), suffix
+    assert (tmp_path / "1.columns.txt").read_text() == "f0\nf1\nf2\n"
 
 
 def test_npy_needs_the_row_count(tmp_path):

@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="OUT",
         help="output file; the format follows the extension: .csv, .parquet, .npy (with "
-        "NAME.index.csv beside it), .npz, .pt, or .ark/.scp (Kaldi, one matrix per file)",
+        "NAME.index.csv and NAME.columns.txt beside it), .npz, .pt, or .ark/.scp (Kaldi, one matrix "
+        "per file)",
     )
     extract.add_argument(
         "--format",

@@ -5,7 +5,8 @@ The format follows the file extension (or is named explicitly):
 ======== ===================================================================================
 csv      one header line, then one line per row; index columns first
 parquet  Apache Parquet (pyarrow), row groups of up to 8192 rows
-npy      the feature matrix, with ``NAME.index.csv`` beside it (file, start, end per row)
+npy      the feature matrix, with ``NAME.index.csv`` (file, start, end per row) and
+         ``NAME.columns.txt`` (one column name per line) beside it
 npz      ``features``, ``columns``, ``file``, ``start``, ``end`` arrays in one zip
 pt       a dict ``features`` (tensor), ``columns``, ``index`` (``torch.load(weights_only=True)``)
 ark/scp  Kaldi ``NAME.ark`` + ``NAME.scp`` via kaldiio: one matrix per file, keyed by its name
@@ -122,6 +123,11 @@ def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".ark"), stem.with_name(stem.name + ".scp")
 
 
+def _npy_sidecars(path: Path) -> tuple[Path, Path]:
+    """The index and column-name files beside the matrix ``NAME.npy``."""
+    return path.with_name(f"{path.stem}.index.csv"), path.with_name(f"{path.stem}.columns.txt")
+
+
 def to_flat_table(table: pd.DataFrame, *, level: str) -> pd.DataFrame:
     """Turn an :class:`~speechae.Extractor` table into the file layout (times as seconds).
 
@@ -208,7 +214,8 @@ class TableWriter:
         self._matrix = np.lib.format.open_memmap(
             self._target(self.path), mode="w+", dtype=self.dtype, shape=(self.total_rows, len(self.columns))
         )
-        index_path = self.path.with_name(f"{self.path.stem}.index.csv")
+        index_path, columns_path = _npy_sidecars(self.path)
+        self._target(columns_path).write_text("".join(f"{name}\n" for name in self.columns))
         self._handle = open(self._target(index_path), "w", newline="")
         self._handle.write(",".join(self.index_names) + "\n")
 
@@ -402,8 +409,11 @@ def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.Da
         index_names = [n for n in INDEX_LEVELS if n in table.columns]
         table = table.set_index(index_names)
     elif fmt == "npy":
-        index = pd.read_csv(path.with_name(f"{path.stem}.index.csv"), dtype={"file": str})
-        table = pd.DataFrame(np.load(path), index=pd.MultiIndex.from_frame(index))
+        index_path, columns_path = _npy_sidecars(path)
+        index = pd.read_csv(index_path, dtype={"file": str})
+        # outputs of earlier versions have no column names: their columns are numbered
+        columns = columns_path.read_text().splitlines() if columns_path.exists() else None
+        table = pd.DataFrame(np.load(path), index=pd.MultiIndex.from_frame(index), columns=columns)
     elif fmt == "npz":
         with np.load(path, allow_pickle=False) as archive:
             names = [n for n in INDEX_LEVELS if n in archive.files]
