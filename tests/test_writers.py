@@ -74,6 +74,15 @@ def test_an_empty_table_reads_back_and_merges_into_nothing(tmp_path, suffix):
     assert read_table(tmp_path / f"none{suffix}").empty
 
 
+def test_kaldi_scp_names_the_ark_by_its_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_table(table("dynamic", files=("a.wav", "b.wav")), "feats.ark", level="dynamic")
+    assert f" {tmp_path / 'feats.ark'}:" in (tmp_path / "feats.scp").read_text()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert read_table(tmp_path / "feats.scp").shape == (6, 3)
+
+
 def test_kaldi_rejects_keys_with_spaces(tmp_path):
     with pytest.raises(ParameterError, match="white space"):
         write_table(table("dynamic"), tmp_path / "feats.scp", level="dynamic")

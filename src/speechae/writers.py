@@ -9,7 +9,8 @@ npy      the feature matrix, with ``NAME.index.csv`` (file, start, end per row) 
          ``NAME.columns.txt`` (one column name per line) beside it
 npz      ``features``, ``columns``, ``file``, ``start``, ``end`` arrays in one zip
 pt       a dict ``features`` (tensor), ``columns``, ``index`` (``torch.load(weights_only=True)``)
-ark/scp  Kaldi ``NAME.ark`` + ``NAME.scp`` via kaldiio: one matrix per file, keyed by its name
+ark/scp  Kaldi ``NAME.ark`` + ``NAME.scp`` via kaldiio: one matrix per file, keyed by its name;
+         the scp names the ark by its absolute path
 ======== ===================================================================================
 
 Static tables have one row per file and the index ``file`` (``file, start, end`` when the inputs
@@ -300,8 +301,9 @@ class TableWriter:
             self._save_pt()
         else:
             self._kaldi.close()
-            text = self._scp_partial.read_text()  # point the entries at the ark's final name
-            self._scp_partial.write_text(text.replace(str(self._ark_partial), str(self._ark)))
+            # point the entries at the ark's final name, absolute so that the scp works from any folder
+            text = self._scp_partial.read_text()
+            self._scp_partial.write_text(text.replace(str(self._ark_partial), str(self._ark.absolute())))
         for partial, final in self._targets:
             os.replace(partial, final)
         self._targets = []
