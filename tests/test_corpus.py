@@ -425,6 +425,35 @@ def test_a_run_without_results_replaces_an_older_output_with_an_empty_table(
         assert table.index.names == index_names and list(table.columns) == extractor.column_names
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_rewritten_after_hashing_fails_instead_of_being_stored_under_the_old_hash(
+    tmp_path, monkeypatch, rae, jobs
+):
+    from speechae import corpus
+    from speechae.inputs import Item
+
+    path = tmp_path / "talk.wav"
+    shutil.copy(EXAMPLE, path)
+    hashed = corpus.file_sha256
+
+    def hash_then_rewrite(file):
+        digest = hashed(file)
+        samples, rate = sf.read(EXAMPLE)
+        sf.write(path, samples[: len(samples) // 2], rate)  # another recording, decoded after hashing
+        return digest
+
+    monkeypatch.setattr(corpus, "file_sha256", hash_then_rewrite)
+    out = tmp_path / "out.csv"
+    summary = extract_corpus(rae, [Item("talk.wav", str(path))], out, jobs=jobs)
+    assert [str(failure.error) for failure in summary.failures] == [
+        f"{path}: changed while it was being processed; run again"
+    ]
+    assert stored_count(out) == 0
+    monkeypatch.undo()
+    again = extract_corpus(rae, [Item("talk.wav", str(path))], out)
+    assert again.computed == 1 and not again.failures
+
+
 def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
     from speechae.inputs import Item
 

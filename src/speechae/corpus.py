@@ -76,6 +76,10 @@ class ExtractionError(SpeechaeError, RuntimeError):
     """An unexpected failure while processing one recording (the run goes on)."""
 
 
+class FileChangedError(SpeechaeError, RuntimeError):
+    """A recording changed on disk after it was hashed, so its features are not stored."""
+
+
 @dataclass
 class ItemResult:
     """The outcome for one item: features, or the error that stopped it."""
@@ -104,6 +108,7 @@ class _Planned:
     audio_sha256: str | None = None
     key: str | None = None
     error: SpeechaeError | None = None
+    signature: tuple[int, int, int] | None = None
 
 
 def _result(planned: _Planned, **outcome: object) -> ItemResult:
@@ -142,10 +147,31 @@ def _identify(planned: _Planned, settings: dict) -> None:
     """Hash the audio and derive the store key (when its batch comes up, not all up front)."""
     item = planned.item
     try:
+        planned.signature = _signature(item.path)  # before hashing, so that no change goes unseen
         planned.audio_sha256 = file_sha256(item.path)
         planned.key = entry_key(planned.audio_sha256, item.start, item.end, settings)
     except SpeechaeError as error:
         planned.error = _describe(item, error)
+
+
+def _signature(path: str) -> tuple[int, int, int] | None:
+    """What changes when a file is rewritten or replaced: its size, modification time and inode."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # hashing the file fails with the reason
+    return status.st_size, status.st_mtime_ns, status.st_ino
+
+
+def _unchanged(result: ItemResult, planned: _Planned) -> ItemResult:
+    """The result, or a failure when its file changed since it was hashed.
+
+    Its features may then come from the new content and must not be stored under the old hash.
+    """
+    if not result.ok or result.reused or _signature(planned.item.path) == planned.signature:
+        return result
+    changed = FileChangedError("changed while it was being processed; run again")
+    return _result(planned, error=_describe(planned.item, changed))
 
 
 def plan_batches(
@@ -405,7 +431,8 @@ def run_items(
             (each loads the model once); otherwise they return spectrograms and the network runs
             here. Results agree to float32 rounding (workers use one torch thread each).
         store: finished results; items found there are not recomputed, and every computed batch is
-            committed to it before its results are yielded.
+            committed to it before its results are yielded (a file that changed since it was
+            hashed fails instead).
         shard: ``(i, N)``: process only batches ``i, i + N, ...``.
         batch_windows: windows per network batch (see :func:`plan_batches`).
         long_file_windows: longer recordings are processed alone, in chunks.
@@ -478,9 +505,11 @@ def run_items(
                 submitted.append(submit(batches[number + ahead]))
             results = collect(*submitted[number])
             submitted[number] = None
-            computed = [r for r in results if r.ok and not r.reused]
-            if store is not None and computed:
-                store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
+            if store is not None:  # the batch is decoded by now, in workers or here
+                results = [_unchanged(result, planned[result.position]) for result in results]
+                computed = [r for r in results if r.ok and not r.reused]
+                if computed:
+                    store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
             for result in _in_batch_order(results, batch):
                 if progress is not None:
                     progress.advance(result)
