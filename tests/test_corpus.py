@@ -273,6 +273,39 @@ def test_overlapping_segments_keep_their_windows_apart_through_shards_and_merge(
     assert (tmp_path / "merged.csv").read_bytes() == whole.read_bytes()
 
 
+def test_dropped_windows_name_their_segment_through_shards_and_merge(tmp_path, rae):
+    from speechae.inputs import Item
+
+    rng = np.random.default_rng(5)
+
+    def zero_sum_noise(length: int) -> np.ndarray:
+        half = rng.integers(-3000, 3000, length // 2)
+        return rng.permutation(np.concatenate([half, -half]))
+
+    # digital silence at 1.25-1.3125 s that stays zero in both segments: each has a zero mean
+    stretches = [zero_sum_noise(16000), zero_sum_noise(4000), np.zeros(1000, np.int64)]
+    stretches += [zero_sum_noise(11000), zero_sum_noise(16000)]
+    path = tmp_path / "talk.wav"
+    sf.write(path, np.concatenate(stretches).astype(np.int16), 16000, subtype="PCM_16")
+    items = [Item("talk.wav", str(path), 0.0, 2.0), Item("talk.wav", str(path), 1.0, 3.0)]
+    whole = tmp_path / "whole.csv"
+    extract_corpus(rae, items, whole, batch_windows=4)
+    dropped = pd.read_csv(f"{whole}.dropped.csv")
+    assert dropped.columns.tolist() == ["file", "segment_start", "segment_end", "start"]
+    assert dropped.iloc[:, 1:].to_numpy().tolist() == [
+        [0.0, 2.0, 1.0],
+        [0.0, 2.0, 1.25],
+        [1.0, 3.0, 1.0],
+        [1.0, 3.0, 1.25],
+    ]
+    shards = [tmp_path / f"out.shard-{index}-of-2.csv" for index in range(2)]
+    for index, path in enumerate(shards):
+        extract_corpus(rae, items, path, shard=(index, 2), batch_windows=4)
+    merged = tmp_path / "merged.csv"
+    assert merge_sidecars(shards, merged)["dropped"] == 4
+    assert Path(f"{merged}.dropped.csv").read_bytes() == Path(f"{whole}.dropped.csv").read_bytes()
+
+
 def test_strict_stops_at_the_first_failure(corpus, tmp_path):
     out = tmp_path / "features.csv"
     result = speechae("extract", corpus / GOOD[0], corpus / "empty.wav", "-o", out, "--strict", "-q")

@@ -624,13 +624,19 @@ def _sidecar(output: Path | None, kind: str) -> Path | None:
     return None if output is None else output.with_name(f"{output.name}.{kind}.csv")
 
 
-#: Header and row order (as in :func:`speechae.inputs.item_order`) of each list beside an output.
+def _listed_item_order(file: str, start: str, end: str) -> tuple[str, float, float]:
+    """:func:`speechae.inputs.item_order` of an item as a CSV row gives it (no segment: empty)."""
+    return file, float(start or 0), float(end or math.inf)
+
+
+#: Header and row order (as in :func:`speechae.inputs.item_order`) of each list beside an output;
+#: the item's segment is ``start, end`` in errors, ``segment_start, segment_end`` in dropped windows.
 _SIDECARS = {
-    "errors": (
-        ["file", "start", "end", "error", "reason"],
-        lambda row: (row[0], float(row[1] or 0), float(row[2] or math.inf)),
+    "errors": (["file", "start", "end", "error", "reason"], lambda row: _listed_item_order(*row[:3])),
+    "dropped": (
+        ["file", "segment_start", "segment_end", "start"],
+        lambda row: (*_listed_item_order(*row[:3]), float(row[3])),
     ),
-    "dropped": (["file", "start"], lambda row: (row[0], float(row[1]))),
 }
 
 
@@ -816,9 +822,9 @@ def _write_outputs(
     records = [file_record(_label(r.item), reason=str(r.error), duration=r.seconds) for r in failures]
     dropped_rows, total_rows = [], 0
     for result in finished:
-        features = store.get(result.key)
-        records.append(file_record(_label(result.item), features))
-        dropped_rows += [[result.item.key, start] for start in features.dropped]
+        item, features = result.item, store.get(result.key)
+        records.append(file_record(_label(item), features))
+        dropped_rows += [[item.key, item.start, item.end, start] for start in features.dropped]
         total_rows += 1 if layout.level == "static" else len(features.starts)
     if write:
         _write_table(store, finished, output, fmt, layout, total_rows)
