@@ -164,6 +164,19 @@ def test_output_positions_stay_exact_in_a_hundred_hour_recording():
     np.testing.assert_allclose(values, 0.5, atol=1e-9)
 
 
+def test_extreme_upsampling_keeps_the_grid_of_a_segment_small():
+    # a header claiming 1 Hz: 16000 grid samples per input; the default margin of 2**19 inputs
+    # would need a grid of 1.7e10 points
+    n, rng = 300, np.random.default_rng(5)
+    cycles, phases = rng.uniform(1, 0.35 * n, 20), rng.uniform(0, 6, 20)
+    x = np.sin(2 * np.pi * np.outer(np.arange(n) / n, cycles) + phases).sum(axis=1)
+    target = n * 16000
+    plan = resampling._SegmentPlan(n, target, margin=2**19)
+    assert plan.margin * plan.oversampling <= 2**21
+    pieces = resample_in_segments(x, target)  # margins of 131 inputs: error 2e-6 of the peak
+    np.testing.assert_allclose(pieces, fft_resample(x, target), atol=1e-5 * np.abs(x).max())
+
+
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -26,9 +26,12 @@ from typing import Protocol
 
 import numpy as np
 
+from speechae.errors import ParameterError
+
 __all__ = [
     "SEGMENT_SPAN",
     "WHOLE_SIGNAL_SAMPLES",
+    "SampleSink",
     "SampleSource",
     "fft_resample",
     "resample_in_segments",
@@ -42,12 +45,26 @@ WHOLE_SIGNAL_SAMPLES = 2**25
 #: Input (or output, whichever is more) samples in the core of one segment by default.
 SEGMENT_SPAN = 2**22
 
+#: Most grid samples a segment's margins may span: the margin shrinks for upsampling by more
+#: than 4 (from under 4 kHz), whose grid has as many samples per input sample as the ratio.
+_MARGIN_GRID_SAMPLES = 2**21
+
 #: Interpolation taps on each side and the shape of their window (exponential of a semicircle,
 #: also the bell of the margins' smooth steps), chosen for interpolation errors below 1e-12 of
 #: the peak when the band fills at most 0.19 of the grid's rate.
 _TAPS = 16
 _WINDOW_SHAPE = 1.875 * _TAPS
 _BAND_PER_GRID_SAMPLE = 0.19
+
+
+class SampleSink(Protocol):
+    """A 1-D signal written by ranges (``sink[first:last] = values``) from several threads."""
+
+    dtype: np.dtype
+
+    def __len__(self) -> int: ...
+
+    def __setitem__(self, frames: slice, values: np.ndarray) -> None: ...
 
 
 class SampleSource(Protocol):
@@ -93,7 +110,8 @@ def resample_in_segments(
     *,
     outputs_per_segment: int | None = None,
     margin: int = 2**19,
-) -> np.ndarray:
+    out: np.ndarray | SampleSink | None = None,
+) -> np.ndarray | SampleSink:
     """Ideal low-pass resampling of a periodic signal to ``target`` samples, one segment at a time.
 
     ``source`` is ``(n,)`` or ``(n, channels)`` of any numeric type, an array or a
@@ -104,22 +122,28 @@ def resample_in_segments(
 
     Each segment covers ``outputs_per_segment`` outputs (by default as many as
     :data:`SEGMENT_SPAN` input samples give, at most that many) plus ``margin`` input samples on
-    either side, tapered by smooth steps; its spectrum is cut at the same frequency as the whole
-    signal's, and the band-limited result is interpolated at the exact output positions (error
-    below 1e-12 of the peak). The difference from :func:`fft_resample` is the part of the ideal
-    filter's slowly decaying response beyond the margin: it lies within a fraction of a hertz of
-    the cut-off (8 kHz when downsampling) and reaches about 1e-4 of the peak, most near the ends,
-    where the whole-signal FFT rings from the jump between the last and the first sample.
+    either side (fewer when upsampling more than four times), tapered by smooth steps; its
+    spectrum is cut at the same frequency as the whole signal's, and the band-limited result is
+    interpolated at the exact output positions (error below 1e-12 of the peak). The difference
+    from :func:`fft_resample` is the part of the ideal filter's slowly decaying response beyond
+    the margin: it lies within a fraction of a hertz of the cut-off (8 kHz when downsampling) and
+    reaches about 1e-4 of the peak, most near the ends, where the whole-signal FFT rings from the
+    jump between the last and the first sample.
 
     Memory: about ``40 * (span + 2 * margin)`` bytes per segment, two segments at a time, with
     ``span`` the larger of a segment's input and output samples, besides the output: under 1 GB
-    at any rate and length with the defaults.
+    at any rate and length with the defaults. ``out`` (``target`` samples of the working
+    precision, e.g. a :class:`speechae.audio.SampleSpool`) receives the output instead of a new
+    array and is returned.
     """
     n = len(source)
     if outputs_per_segment is None:
         outputs_per_segment = max(1, min(SEGMENT_SPAN, SEGMENT_SPAN * target // n))
     plan = _SegmentPlan(n, target, margin)
-    result = np.empty(target, dtype=np.float32 if source.dtype == np.float32 else np.float64)
+    dtype = np.float32 if source.dtype == np.float32 else np.float64
+    result = np.empty(target, dtype=dtype) if out is None else out
+    if len(result) != target or result.dtype != dtype:
+        raise ParameterError(f"out must hold {target} samples of {np.dtype(dtype)}")
 
     def fill(first: int) -> None:
         outputs = range(first, min(first + outputs_per_segment, target))
@@ -172,12 +196,14 @@ class _SegmentPlan:
     """What every segment of one resampling shares: sizes, cut-off, grid and taper."""
 
     def __init__(self, n: int, target: int, margin: int) -> None:
-        self.n, self.target, self.margin = n, target, margin
+        self.n, self.target = n, target
         self.kept_bins = min(n, target) // 2  # the whole-signal FFT keeps frequencies up to this / n
         if target % n == 0:  # upsampling by an integer (8 to 16 kHz): outputs on the grid itself
             self.oversampling = target // n
         else:
             self.oversampling = max(1, math.ceil(self.kept_bins / n / _BAND_PER_GRID_SAMPLE))
+        # a file claiming 1 Hz upsamples 16000 times: a margin of 2**19 inputs would need 8e9 grid points
+        margin = self.margin = max(1, min(margin, _MARGIN_GRID_SAMPLES // self.oversampling))
         # a smooth step (the running sum of a bell): its leakage falls off exponentially
         bell = _bell((np.arange(margin) + 0.5) / margin * 2 - 1)
         self.ramp = np.cumsum(bell) / bell.sum()
