@@ -10,8 +10,8 @@ usage:
         whole-signal resampling plans would pile up in scipy.fft's cache; then
         /usr/bin/time -v speechae extract DIR -o corpus.csv -q
     python benchmarks/long_recordings.py condition FILE
-        read and condition FILE as the extractor does (spooled when resampled in segments) and
-        print the seconds taken and the process's peak RSS
+        read and condition FILE as the extractor does (spooled, and conditioned into a temporary
+        file, when long) and print the seconds taken and the process's peak RSS
     python benchmarks/long_recordings.py segments FILE START END
         resample FILE's START..END seconds (short enough for one FFT) in segments of several sizes
         and print how far each is from the whole-signal FFT, as a fraction of the peak
@@ -20,6 +20,7 @@ usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import sys
 import time
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechae.audio import read_audio
+from speechae.audio import SampleSpool, read_audio
 from speechae.extractor import recording_samples
 from speechae.frontend import DEFAULT_FRONTEND, condition_signal
 from speechae.resampling import resample_in_segments
@@ -90,8 +91,9 @@ def corpus(folder: Path) -> None:
 
 def condition(path: Path) -> None:
     started = time.perf_counter()
+    spool = functools.partial(SampleSpool.create, name=path)
     with recording_samples(path, None, None, DEFAULT_FRONTEND) as (signal, rate):
-        conditioned = condition_signal(signal, rate, name=str(path))
+        conditioned = condition_signal(signal, rate, name=str(path), spool=spool)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{path.name}: {len(conditioned)} samples conditioned in {seconds:.1f} s, peak RSS {peak_mb} MB")

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechae.audio import audio_duration, audio_frames, find_audio_files, read_audio, spool_audio
+from speechae.audio import (
+    SampleSpool,
+    audio_duration,
+    audio_frames,
+    find_audio_files,
+    read_audio,
+    spool_audio,
+)
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
@@ -151,7 +158,7 @@ def test_spooling_writes_every_byte_and_says_when_the_disk_is_full(tmp_path, mon
     with spool_audio(path) as spooled:  # every write is partial
         np.testing.assert_array_equal(spooled.read(0, len(spooled)), noise)
     monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: _FullDisk(room=5000))
-    with pytest.raises(TemporaryStorageError, match=r"noise\.wav: the decoded samples do not fit .* TMPDIR"):
+    with pytest.raises(TemporaryStorageError, match=r"noise\.wav: the samples do not fit .* TMPDIR"):
         spool_audio(path)
 
 
@@ -279,3 +286,21 @@ def test_truncated_compressed_file_is_refused_or_decodes_to_its_header_length(tm
         assert "cut" in str(error)
     else:
         assert len(samples) == sf.info(path).frames
+
+
+def test_a_sample_spool_is_written_and_read_by_ranges_from_several_threads():
+    values = np.random.default_rng(9).standard_normal(100_000)
+
+    def write(first: int) -> None:
+        spool[first : first + 999] = values[first : first + 999]
+
+    with SampleSpool.create(len(values), np.float64, "talk.wav") as spool:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(write, range(0, 100_000, 999)))
+            reads = list(pool.map(lambda first: spool.read(first, first + 5000), range(0, 100_000, 5000)))
+        np.testing.assert_array_equal(np.concatenate(reads), values)
+        with pytest.raises(ParameterError, match="outside"):
+            spool.read(99_000, 100_001)
+        with pytest.raises(ParameterError, match=r"\(3,\) values given for frames 0-2"):
+            spool[0:2] = [1.0, 2.0, 3.0]
+    assert spool.closed

@@ -294,3 +294,34 @@ def test_file_features_of_a_segment_are_timed_in_the_recording(dynamic):
     whole = dynamic.file_features(EXAMPLE)
     segment = dynamic.file_features(EXAMPLE, start=1.0, end=3.0)
     assert whole.starts[0] == 0.0 and segment.starts.tolist() == [1.0 + 0.25 * k for k in range(7)]
+
+
+def test_a_long_recording_is_conditioned_outside_memory_with_the_same_features(
+    dynamic, speech_like, tmp_path, spools, monkeypatch
+):
+    # 16 kHz needs no resampling, yet beyond WHOLE_SIGNAL_SAMPLES it is kept on disk, not in memory
+    path = tmp_path / "long.wav"
+    samples = np.tile(speech_like, 3)[:130_001] / 4
+    sf.write(path, samples, 16000, subtype="PCM_16")
+    conditioned = []
+
+    class RecordedSpool(audio.SampleSpool):
+        @classmethod
+        def create(cls, *args, **kwargs):
+            conditioned.append(audio.SampleSpool.create(*args, **kwargs))
+            return conditioned[-1]
+
+    monkeypatch.setattr("speechae.extractor.SampleSpool", RecordedSpool)
+    spooled = dynamic.file_features(path)
+    assert len(spools) == 1 and spools[0].closed
+    assert len(conditioned) == 1 and conditioned[0].closed
+    stored, _ = audio.read_audio(path)
+    in_memory = features.compute_features(stored, 16000, dynamic.model.network, memory_budget=0)
+    np.testing.assert_array_equal(spooled.starts, in_memory.starts)
+    np.testing.assert_allclose(spooled.bottleneck, in_memory.bottleneck, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(spooled.error, in_memory.error, rtol=1e-4, atol=1e-9)
+    # windows read back from the spool whenever the network needs them
+    recomputed = dynamic.recording_features(path, memory_budget=0)
+    assert len(conditioned) == 2 and conditioned[1].closed
+    np.testing.assert_array_equal(recomputed.bottleneck, spooled.bottleneck)
+    np.testing.assert_array_equal(recomputed.error, spooled.error)

@@ -4,12 +4,16 @@ import numpy as np
 import pytest
 import torch
 
+from speechae import frontend
+from speechae.audio import SampleSpool
 from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
 from speechae.frontend import (
+    ConditionedSignal,
     FrontEndConfig,
     LogMelFrontEnd,
     band_groups,
     condition_signal,
+    frame_range,
     frame_signal,
     mel_band_edges,
     mel_filterbank,
@@ -146,3 +150,54 @@ def test_float32_power_rounds_as_numpy_does():
     expected = np.abs(spectrum.numpy()) ** 2
     assert np.array_equal(_float32_power(spectrum).numpy(), expected)
     assert not np.array_equal(spectrum.abs().square().numpy(), expected)
+
+
+def _spool(length: int, dtype: np.dtype) -> SampleSpool:
+    return SampleSpool.create(length, dtype, "long.wav")
+
+
+@pytest.mark.filterwarnings("ignore::speechae.errors.SegmentedResamplingWarning")
+@pytest.mark.parametrize(
+    ("rate", "dtype"),
+    [(16000, np.int16), (16000, np.float32), (22050, np.float64), (8000, np.float32)],
+)
+def test_long_signals_conditioned_into_a_spool_read_back_as_in_memory(monkeypatch, rate, dtype):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 30000)
+    monkeypatch.setattr(frontend, "_BLOCK", 7001)  # several blocks, not aligned with anything
+    rng = np.random.default_rng(3)
+    stereo = rng.standard_normal((50000, 2)) * 3000 + 500
+    stereo = stereo.astype(dtype)
+    in_memory = condition_signal(stereo, rate)
+    with condition_signal(stereo, rate, spool=_spool) as spooled:
+        assert isinstance(spooled, ConditionedSignal) and spooled.dtype == in_memory.dtype
+        assert len(spooled) == len(in_memory)
+        # the mean is summed by blocks in float64, the in-memory one pairwise: equal to rounding
+        np.testing.assert_allclose(spooled.read(0, len(spooled)), in_memory, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            frame_range(spooled, 3, 9), frame_signal(in_memory)[3:9], rtol=0, atol=1e-6
+        )
+        assert frame_range(spooled, 5, 5).shape == (0, 8000)
+    assert spooled.stored.closed
+
+
+def test_short_signals_stay_in_memory_with_a_spool():
+    x = np.random.default_rng(4).standard_normal(40000)
+    np.testing.assert_array_equal(condition_signal(x, 16000, spool=_spool), condition_signal(x, 16000))
+
+
+@pytest.mark.parametrize(("fill", "error"), [(np.nan, NonFiniteAudioError), (0.25, SilentAudioError)])
+def test_a_spooled_signal_that_cannot_be_conditioned_closes_its_spool(monkeypatch, fill, error):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 30000)
+    spools = []
+
+    def spool(length: int, dtype: np.dtype) -> SampleSpool:
+        spools.append(_spool(length, dtype))
+        return spools[-1]
+
+    x = np.full(40000, 0.25)
+    x[-1] = fill
+    with _spool(len(x), x.dtype) as source:  # a source read by ranges is checked as it is read
+        source[:] = x
+        with pytest.raises(error):
+            condition_signal(source, 16000, spool=spool)
+    assert len(spools) == 1 and spools[0].closed

@@ -37,6 +37,7 @@ from speechae.errors import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "SampleSpool",
     "SpooledAudio",
     "audio_duration",
     "audio_frames",
@@ -228,7 +229,68 @@ def _check_decoded(path: Path, info: sf._SoundFileInfo, frames_read: int, whole:
     _check_complete(path, info, frames_read, whole)
 
 
-class SpooledAudio:
+class _TemporarySamples:
+    """Samples ``(frames,)`` or ``(frames, channels)`` in an anonymous temporary file.
+
+    Reads and writes by frame range are safe from any thread; the file disappears on
+    :meth:`close` (also a context manager).
+    """
+
+    def __init__(self, handle: BinaryIO, frames: int, channels: int, dtype: np.dtype, path: Path) -> None:
+        self._handle = handle
+        self._lock = threading.Lock()  # segments are read and written from several threads
+        self.frames, self.channels = frames, channels
+        self.dtype = np.dtype(dtype)
+        self.ndim = 1 if channels == 1 else 2
+        self.path = path
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def _check_range(self, first: int, last: int) -> None:
+        if not 0 <= first <= last <= self.frames:
+            raise ParameterError(f"frames {first}-{last} lie outside the recording's {self.frames}")
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Frames ``first..last-1`` (within the recording) as a new array; safe from any thread.
+
+        Raises:
+            ParameterError: the range lies outside the recording.
+            TemporaryStorageError: the temporary file lost samples (it was truncated meanwhile).
+        """
+        self._check_range(first, last)
+        shape = (last - first,) if self.ndim == 1 else (last - first, self.channels)
+        samples = np.empty(shape, dtype=self.dtype)
+        view = memoryview(samples.reshape(-1).view(np.uint8))
+        with self._lock:
+            self._handle.seek(first * self.channels * self.dtype.itemsize)
+            filled = 0
+            while filled < len(view):  # a read may return less than asked
+                count = self._handle.readinto(view[filled:])
+                if not count:
+                    raise TemporaryStorageError(
+                        f"{self.path}: the temporary copy of the samples ends before frame {last}"
+                    )
+                filled += count
+        return samples
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._handle.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the temporary file is gone."""
+        return self._handle.closed
+
+    def __enter__(self) -> _TemporarySamples:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SpooledAudio(_TemporarySamples):
     """A decoded recording parked in an anonymous temporary file and read back by frame ranges.
 
     It holds the samples :func:`read_audio` with ``native=True`` would return, in the same dtype
@@ -253,54 +315,50 @@ class SpooledAudio:
         sampling_rate: int,
         path: Path,
     ) -> None:
-        self._handle = handle
-        self._lock = threading.Lock()  # segments are read from several threads
-        self.frames, self.channels, self.sampling_rate = frames, channels, sampling_rate
-        self.dtype = np.dtype(dtype)
-        self.ndim = 1 if channels == 1 else 2
-        self.path = path
+        super().__init__(handle, frames, channels, dtype, path)
+        self.sampling_rate = sampling_rate
 
-    def __len__(self) -> int:
-        return self.frames
 
-    def read(self, first: int, last: int) -> np.ndarray:
-        """Frames ``first..last-1`` (within the recording) as a new array; safe from any thread.
+class SampleSpool(_TemporarySamples):
+    """A signal of known length and dtype kept in an anonymous temporary file, filled by ranges.
+
+    What :func:`speechae.frontend.condition_signal` keeps a long recording in (``spool``), so an
+    hour at 16 kHz costs no 460 MB of memory. Writes (``spool[a:b] = values``) and reads may come
+    from several threads.
+
+    Example:
+        >>> with SampleSpool.create(6, np.float64, "talk.wav") as spool:
+        ...     spool[2:5] = [1.0, 2.0, 3.0]
+        ...     spool.read(1, 4).tolist()
+        [0.0, 1.0, 2.0]
+    """
+
+    @classmethod
+    def create(cls, frames: int, dtype: np.dtype | type, name: str | os.PathLike[str] = "") -> SampleSpool:
+        """A zero-filled spool of ``frames`` samples; ``name`` (the recording) is used in errors.
 
         Raises:
-            ParameterError: the range lies outside the recording.
-            TemporaryStorageError: the temporary file lost samples (it was truncated meanwhile).
+            TemporaryStorageError: the temporary folder cannot hold it.
         """
-        if not 0 <= first <= last <= self.frames:
-            raise ParameterError(f"frames {first}-{last} lie outside the recording's {self.frames}")
-        shape = (last - first,) if self.ndim == 1 else (last - first, self.channels)
-        samples = np.empty(shape, dtype=self.dtype)
-        view = memoryview(samples.reshape(-1).view(np.uint8))
+        path = Path(os.fspath(name) or "a recording")
+        handle = tempfile.TemporaryFile(buffering=0)
+        try:
+            handle.truncate(frames * np.dtype(dtype).itemsize)
+        except OSError as error:
+            handle.close()
+            raise _no_room(path, error) from None
+        return cls(handle, frames, 1, np.dtype(dtype), path)
+
+    def __setitem__(self, frames: slice, values: np.ndarray) -> None:
+        first, last, step = frames.indices(self.frames)
+        if step != 1:
+            raise ParameterError("a spool is written by contiguous ranges")
+        block = np.ascontiguousarray(values, dtype=self.dtype)
+        if block.shape != (last - first,):
+            raise ParameterError(f"{block.shape} values given for frames {first}-{last}")
         with self._lock:
-            self._handle.seek(first * self.channels * self.dtype.itemsize)
-            filled = 0
-            while filled < len(view):  # a read may return less than asked
-                count = self._handle.readinto(view[filled:])
-                if not count:
-                    raise TemporaryStorageError(
-                        f"{self.path}: the temporary copy of the decoded samples ends before frame {last}"
-                    )
-                filled += count
-        return samples
-
-    def close(self) -> None:
-        """Delete the temporary file."""
-        self._handle.close()
-
-    @property
-    def closed(self) -> bool:
-        """Whether the temporary file is gone."""
-        return self._handle.closed
-
-    def __enter__(self) -> SpooledAudio:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+            self._handle.seek(first * self.dtype.itemsize)
+            _write_all(self._handle, block, self.path)
 
 
 class _ContinuousReader(sf.SoundFile):
@@ -365,10 +423,14 @@ def _write_all(handle: BinaryIO, block: np.ndarray, path: Path) -> None:
         while data:  # an unbuffered write may take only part of the data
             data = data[handle.write(data) :]
     except OSError as error:
-        raise TemporaryStorageError(
-            f"{path}: the decoded samples do not fit in the temporary folder {tempfile.gettempdir()} "
-            f"({error.strerror or error}); point TMPDIR at a folder with more free space"
-        ) from None
+        raise _no_room(path, error) from None
+
+
+def _no_room(path: Path, error: OSError) -> TemporaryStorageError:
+    return TemporaryStorageError(
+        f"{path}: the samples do not fit in the temporary folder {tempfile.gettempdir()} "
+        f"({error.strerror or error}); point TMPDIR at a folder with more free space"
+    )
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

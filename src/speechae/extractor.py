@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,7 @@ import torch
 from speechae.allocator import retain_freed_memory
 from speechae.audio import (
     AUDIO_EXTENSIONS,
+    SampleSpool,
     SpooledAudio,
     audio_frames,
     find_audio_files,
@@ -51,12 +53,13 @@ from speechae.features import (
 )
 from speechae.frontend import (
     DEFAULT_FRONTEND,
+    ConditionedSignal,
     FrontEndConfig,
     LogMelFrontEnd,
     check_sampling_rate,
     condition_signal,
     frontend_config,
-    resamples_in_segments,
+    spools_conditioned,
 )
 from speechae.weights import LoadedModel, load_model
 
@@ -92,7 +95,7 @@ def recording_samples(
 ) -> Iterator[tuple[np.ndarray | SpooledAudio, int]]:
     """``(samples, sampling_rate)`` of a recording as stored, in memory or spooled to disk.
 
-    Recordings that :func:`~speechae.frontend.condition_signal` resamples in segments are
+    Recordings that :func:`~speechae.frontend.condition_signal` keeps outside memory are
     spooled (:func:`~speechae.audio.spool_audio`), since an hour of 48 kHz stereo is 1.4 GB
     even as float32; the temporary file goes when the block ends.
 
@@ -101,7 +104,7 @@ def recording_samples(
         ...     conditioned = condition_signal(samples, rate)
     """
     frames, sampling_rate = audio_frames(path, start=start, end=end)
-    if not resamples_in_segments(frames, sampling_rate, config=config):
+    if not spools_conditioned(frames, sampling_rate, config=config):
         yield read_audio(path, start=start, end=end, native=True)
         return
     with spool_audio(path, start=start, end=end) as spooled:
@@ -341,9 +344,13 @@ class Extractor:
             conditioned = self._condition(signal, sampling_rate, name)
             return conditioned, len(signal) / sampling_rate, first / sampling_rate
 
-    def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray:
+    def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray | ConditionedSignal:
+        """The conditioned signal; a long one in a temporary file, closed by :meth:`_conditioned_features`."""
+        spool = functools.partial(SampleSpool.create, name=name)
         try:
-            return condition_signal(signal, sampling_rate, config=self.frontend.config, name=name)
+            return condition_signal(
+                signal, sampling_rate, config=self.frontend.config, name=name, spool=spool
+            )
         except AudioError as error:
             if not name:
                 raise
@@ -351,24 +358,29 @@ class Extractor:
 
     def _conditioned_features(
         self,
-        conditioned: np.ndarray,
+        conditioned: np.ndarray | ConditionedSignal,
         duration: float,
         name: str,
         keep_spectrograms: bool,
         chunk_size: int | None,
         memory_budget: int,
     ) -> FileFeatures:
-        features = conditioned_features(
-            conditioned,
-            duration,
-            self.model.network,
-            frontend=self.frontend,
-            device=self.device,
-            keep_spectrograms=keep_spectrograms,
-            chunk_size=chunk_size,
-            memory_budget=memory_budget,
-            precision=self.precision,
-        )
+        """Features of a conditioned signal, whose temporary file (if any) is closed here."""
+        try:
+            features = conditioned_features(
+                conditioned,
+                duration,
+                self.model.network,
+                frontend=self.frontend,
+                device=self.device,
+                keep_spectrograms=keep_spectrograms,
+                chunk_size=chunk_size,
+                memory_budget=memory_budget,
+                precision=self.precision,
+            )
+        finally:
+            if isinstance(conditioned, ConditionedSignal):
+                conditioned.close()
         if len(features.starts) == 0:
             raise NoUsableWindowsError(
                 f"{name or 'the signal'}: all {len(features.dropped)} windows have Mel values <= 0 "

@@ -30,9 +30,11 @@ from speechae.engine import (
     run_autoencoder,
 )
 from speechae.frontend import (
+    ConditionedSignal,
     LogMelFrontEnd,
     condition_signal,
-    frame_signal,
+    frame_range,
+    window_count,
     window_starts,
 )
 
@@ -155,20 +157,30 @@ class SignalInputs:
     """Windows of a conditioned signal, put through the front-end each time they are read.
 
     Used for files whose spectrograms would not fit the memory budget; the front-end costs a few
-    percent of the network, so recomputing beats keeping gigabytes of spectrograms.
+    percent of the network, so recomputing beats keeping gigabytes of spectrograms. The signal
+    may be a :class:`~speechae.frontend.ConditionedSignal` outside memory.
     """
 
     def __init__(
-        self, windows: np.ndarray, kept: np.ndarray, frontend: LogMelFrontEnd, device: torch.device | str
+        self,
+        signal: np.ndarray | ConditionedSignal,
+        kept: np.ndarray,
+        frontend: LogMelFrontEnd,
+        device: torch.device | str,
     ) -> None:
-        self.windows, self.kept, self.frontend, self.device = windows, kept, frontend, device
+        self.signal, self.kept, self.frontend, self.device = signal, kept, frontend, device
 
     def __len__(self) -> int:
         return len(self.kept)
 
     def get(self, first: int, last: int) -> torch.Tensor:
         """Scaled log-Mel of kept windows ``first..last-1``."""
-        chunk = torch.from_numpy(self.windows[self.kept[first:last]])
+        kept = self.kept[first:last]
+        if len(kept) == 0:
+            config = self.frontend.config
+            return torch.zeros(0, 1, config.n_mels, config.n_frames, device=self.device)
+        windows = frame_range(self.signal, kept[0], kept[-1] + 1, config=self.frontend.config)
+        chunk = torch.from_numpy(np.ascontiguousarray(windows[kept - kept[0]]))
         return self.frontend(chunk.to(self.device))[0]
 
 
@@ -187,31 +199,35 @@ class PreparedRecording:
 
 
 def transform_conditioned(
-    conditioned: np.ndarray,
+    conditioned: np.ndarray | ConditionedSignal,
     duration: float,
     frontend: LogMelFrontEnd,
     *,
     device: str | torch.device = "cpu",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> PreparedRecording:
-    """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original)."""
+    """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original).
+
+    A :class:`~speechae.frontend.ConditionedSignal` must stay open while the result is used.
+    """
     config = frontend.config
-    windows = frame_signal(conditioned, config=config)
-    starts = window_starts(len(windows), config=config)
+    n_windows = window_count(len(conditioned), config=config)
+    starts = window_starts(n_windows, config=config)
     bytes_per_window = 4 * config.n_mels * config.n_frames
-    in_memory = len(windows) * bytes_per_window <= memory_budget
-    scaled, kept = [], np.zeros(len(windows), dtype=bool)
+    in_memory = n_windows * bytes_per_window <= memory_budget
+    scaled, kept = [], np.zeros(n_windows, dtype=bool)
     with torch.inference_mode():
-        for first in range(0, len(windows), FRONTEND_CHUNK):
-            chunk = torch.from_numpy(np.array(windows[first : first + FRONTEND_CHUNK]))
+        for first in range(0, n_windows, FRONTEND_CHUNK):
+            last = min(first + FRONTEND_CHUNK, n_windows)
+            chunk = torch.from_numpy(np.array(frame_range(conditioned, first, last, config=config)))
             mel, usable = frontend(chunk.to(device))
-            kept[first : first + len(usable)] = usable.cpu().numpy()
+            kept[first:last] = usable.cpu().numpy()
             if in_memory:
                 scaled.append(mel[usable])
     if in_memory:
         inputs = TensorInputs(torch.cat(scaled))
     else:
-        inputs = SignalInputs(windows, np.flatnonzero(kept), frontend, device)
+        inputs = SignalInputs(conditioned, np.flatnonzero(kept), frontend, device)
     return PreparedRecording(inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=duration)
 
 
@@ -284,7 +300,7 @@ def compute_features(
 
 
 def conditioned_features(
-    conditioned: np.ndarray,
+    conditioned: np.ndarray | ConditionedSignal,
     duration: float,
     network: nn.Module,
     *,

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,22 +37,26 @@ from speechae.errors import (
 )
 from speechae.resampling import (
     WHOLE_SIGNAL_SAMPLES,
+    SampleSink,
     SampleSource,
     fft_resample,
     resample_in_segments,
 )
 
 __all__ = [
+    "ConditionedSignal",
     "FrontEndConfig",
     "LogMelFrontEnd",
     "band_groups",
     "check_sampling_rate",
     "condition_signal",
+    "frame_range",
     "frame_signal",
     "frontend_config",
     "mel_band_edges",
     "mel_filterbank",
     "resamples_in_segments",
+    "spools_conditioned",
     "window_count",
     "window_starts",
 ]
@@ -127,7 +131,8 @@ def condition_signal(
     *,
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str = "",
-) -> np.ndarray:
+    spool: Callable[[int, np.dtype], SampleSink] | None = None,
+) -> np.ndarray | ConditionedSignal:
     """Mix to mono, resample, remove the mean and divide by the peak.
 
     Resampling transforms the whole signal at once, as the reference does, up to
@@ -143,10 +148,16 @@ def condition_signal(
         sampling_rate: rate of ``signal`` in Hz.
         config: front-end settings; only ``sampling_rate`` and ``window_length`` are used.
         name: what the warning calls the recording (its file).
+        spool: ``spool(length, dtype)`` gives storage for a signal outside memory, such as
+            :meth:`speechae.audio.SampleSpool.create`. With it, a signal longer than
+            ``WHOLE_SIGNAL_SAMPLES`` (before or after resampling; :func:`spools_conditioned`)
+            is kept there and returned as a :class:`ConditionedSignal`, so memory stays flat
+            however long the recording.
 
     Returns:
-        array of shape ``(samples_16k,)`` with zero mean and peak 1; float32 when ``signal`` is
-        float32 (as the reference computes it), float64 otherwise.
+        array of shape ``(samples_16k,)`` with zero mean and peak 1, or a
+        :class:`ConditionedSignal` of those samples; float32 when ``signal`` is float32 (as the
+        reference computes it), float64 otherwise.
 
     Raises:
         NonFiniteAudioError: the signal has NaN or infinite samples.
@@ -176,9 +187,13 @@ def condition_signal(
             SegmentedResamplingWarning,
             stacklevel=2,
         )
+        if spool is not None:
+            return _spooled_conditioned(signal, target, spool)
         samples = resample_in_segments(signal, target)
         if spooled:  # a non-finite sample makes its segments' spectra, hence outputs, non-finite
             _finite(samples)
+    elif spool is not None and spools_conditioned(len(signal), sampling_rate, config=config):
+        return _spooled_conditioned(signal, target, spool)
     else:
         samples = _working_precision(_finite(signal.read(0, len(signal))) if spooled else signal)
         if samples.ndim == 2:
@@ -194,11 +209,94 @@ def condition_signal(
         samples = samples - samples.mean()
     peak = max(samples.max(), -samples.min())
     if peak == 0:
-        raise SilentAudioError(
-            "the recording is silent (all samples are equal), so it cannot be peak-normalised"
-        )
+        raise _silent()
     samples /= peak
     return samples
+
+
+def _silent() -> SilentAudioError:
+    return SilentAudioError(
+        "the recording is silent (all samples are equal), so it cannot be peak-normalised"
+    )
+
+
+class ConditionedSignal:
+    """A conditioned signal outside memory: stored samples, read by range with the conditioning.
+
+    :func:`condition_signal` makes it for long recordings; ``read`` gives the values the
+    in-memory conditioning would hold (the mean removed and the peak divided on the way) and
+    :func:`frame_range` cuts windows from it. Closing it closes the storage (a context manager).
+    """
+
+    def __init__(self, stored: SampleSource, mean: np.floating, peak: np.floating) -> None:
+        self.stored, self.mean, self.peak = stored, mean, peak
+        self.dtype = stored.dtype
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Conditioned samples ``first..last-1`` as a new array."""
+        samples = self.stored.read(first, last)
+        samples -= self.mean
+        samples /= self.peak
+        return samples
+
+    def close(self) -> None:
+        """Release the storage."""
+        if hasattr(self.stored, "close"):
+            self.stored.close()
+
+    def __enter__(self) -> ConditionedSignal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def spools_conditioned(
+    n_samples: int, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND
+) -> bool:
+    """Whether :func:`condition_signal` keeps a signal of this length in its ``spool``.
+
+    Example:
+        >>> spools_conditioned(60 * 60 * 16000, 16000), spools_conditioned(10 * 60 * 16000, 16000)
+        (True, False)
+    """
+    target = int(n_samples * config.sampling_rate / sampling_rate)
+    return max(n_samples, target) > WHOLE_SIGNAL_SAMPLES
+
+
+def _spooled_conditioned(
+    signal: np.ndarray | SampleSource, target: int, spool: Callable[[int, np.dtype], SampleSink]
+) -> ConditionedSignal:
+    """Mono, resampled samples into ``spool``; their mean and peak from one pass over blocks.
+
+    The maximum and minimum give the peak of the centred samples exactly (rounding is monotone).
+    """
+    dtype = np.dtype(np.float32 if signal.dtype == np.float32 else np.float64)
+    stored = spool(target, dtype)
+    try:
+        if target != len(signal):
+            resample_in_segments(signal, target, out=stored)
+        else:
+            read = signal.read if hasattr(signal, "read") else lambda a, b: signal[a:b]
+            for first in range(0, target, _BLOCK):
+                block = _working_precision(read(first, min(first + _BLOCK, target)))
+                stored[first : first + len(block)] = block.mean(axis=1) if block.ndim == 2 else block
+        total, high, low = 0.0, -np.inf, np.inf
+        for first in range(0, target, _BLOCK):
+            block = _finite(stored.read(first, min(first + _BLOCK, target)))
+            total += block.sum(dtype=np.float64)
+            high, low = max(high, block.max()), min(low, block.min())
+        mean = dtype.type(total / target)
+        peak = max(dtype.type(high - mean), -dtype.type(low - mean))
+        if peak == 0:
+            raise _silent()
+    except BaseException:
+        stored.close()
+        raise
+    return ConditionedSignal(stored, mean, peak)
 
 
 def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
@@ -248,7 +346,7 @@ def resamples_in_segments(
         (True, False)
     """
     target = int(n_samples * config.sampling_rate / sampling_rate)
-    return max(n_samples, target) > WHOLE_SIGNAL_SAMPLES and target != n_samples
+    return target != n_samples and spools_conditioned(n_samples, sampling_rate, config=config)
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:
@@ -257,7 +355,10 @@ def _finite(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
-def _blocks(samples: np.ndarray, size: int = 2**22) -> Iterator[np.ndarray]:
+_BLOCK = 2**22
+
+
+def _blocks(samples: np.ndarray, size: int = _BLOCK) -> Iterator[np.ndarray]:
     """Consecutive row blocks of ``samples``, so checks on long signals need little memory."""
     for first in range(0, len(samples), size):
         yield samples[first : first + size]
@@ -315,6 +416,29 @@ def frame_signal(signal: np.ndarray, *, config: FrontEndConfig = DEFAULT_FRONTEN
         return np.empty((0, config.window_length), dtype=signal.dtype)
     view = np.lib.stride_tricks.sliding_window_view(signal, config.window_length)
     return view[:: config.window_shift][:n_windows]
+
+
+def frame_range(
+    signal: np.ndarray | ConditionedSignal,
+    first: int,
+    last: int,
+    *,
+    config: FrontEndConfig = DEFAULT_FRONTEND,
+) -> np.ndarray:
+    """Windows ``first..last-1`` of :func:`frame_signal`, also of a :class:`ConditionedSignal`.
+
+    Example:
+        >>> frame_range(np.arange(20000.0), 1, 3)[:, 0].tolist()
+        [4000.0, 8000.0]
+    """
+    if isinstance(signal, np.ndarray):
+        return frame_signal(signal, config=config)[first:last]
+    if first >= last:
+        return np.empty((0, config.window_length), dtype=signal.dtype)
+    begin = first * config.window_shift
+    end = min(len(signal), (last - 1) * config.window_shift + config.window_length)
+    samples = signal.read(begin, end)
+    return np.lib.stride_tricks.sliding_window_view(samples, config.window_length)[:: config.window_shift]
 
 
 # Slaney's Mel scale: linear (200/3 Hz per Mel) below 1 kHz, logarithmic (27 Mel per 6.4x) above
