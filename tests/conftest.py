@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from speechae.audio import SampleSpool
+from speechae.errors import TemporaryStorageError
 from speechae.models import ConvAutoencoder, RecurrentAutoencoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,3 +103,31 @@ def spools(monkeypatch) -> list:
     monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 100000)
     monkeypatch.setattr("speechae.extractor.spool_audio", spool_and_record)
     return spooled
+
+
+class FillingSpool(SampleSpool):
+    """A spool on a disk that is full beyond ``writable`` bytes."""
+
+    writable: int | None = None
+
+    def __setitem__(self, positions: slice, values: np.ndarray) -> None:
+        if self.writable is not None and positions.stop > self.writable:
+            raise TemporaryStorageError("disk full")
+        super().__setitem__(positions, values)
+
+
+class Spills:
+    """A ``spill`` that records its storages; calls numbered in ``refused`` find no room."""
+
+    def __init__(self, refused: tuple[int, ...] = (), writable: int | None = None) -> None:
+        self.created: list[SampleSpool] = []
+        self.refused, self.writable = refused, writable
+        self.calls = 0
+
+    def __call__(self, size: int, dtype: np.dtype) -> SampleSpool:
+        self.calls += 1
+        if self.calls in self.refused:
+            raise TemporaryStorageError("no room")
+        self.created.append(FillingSpool.create(size, dtype, "spill"))
+        self.created[-1].writable = self.writable
+        return self.created[-1]

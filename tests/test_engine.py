@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLE
+from conftest import EXAMPLE, Spills
+from speechae import engine
 from speechae.audio import read_audio
 from speechae.engine import TensorInputs, run_autoencoder
 from speechae.features import compute_features
@@ -49,6 +50,36 @@ def test_files_sharing_chunks_keep_their_own_statistics(small_cae):
         alone = run_autoencoder(small_cae, TensorInputs(part), one_file(len(part)))
         torch.testing.assert_close(joint.code[rows], alone.code, rtol=0, atol=1e-5)
         torch.testing.assert_close(joint.error[rows], alone.error, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "spills",
+    [Spills(), Spills(refused=(1, 3, 5)), Spills(writable=500_000)],
+    ids=["every layer spilled", "some refused", "disks fill up"],
+)
+def test_spilled_activations_give_the_bits_of_activations_kept_in_memory(small_cae, spills, monkeypatch):
+    monkeypatch.setattr(engine, "SPILL_WINDOW_BYTES", 2**30)  # every layer worth spilling
+    small_cae = small_cae.to(memory_format=torch.channels_last)  # as loaded (build_autoencoder)
+    torch.manual_seed(2)
+    x = torch.rand(10, 1, 128, 126)
+    kept = run_autoencoder(small_cae, TensorInputs(x), one_file(10), chunk_size=3, memory_budget=2**30)
+    spilled = run_autoencoder(
+        small_cae, TensorInputs(x), one_file(10), chunk_size=3, memory_budget=0, spill=spills
+    )
+    assert spills.calls == 7 and all(spool.closed for spool in spills.created)
+    torch.testing.assert_close(spilled.code, kept.code, rtol=0, atol=0)
+    torch.testing.assert_close(spilled.error, kept.error, rtol=0, atol=0)
+
+
+def test_large_layers_and_layers_beyond_the_disk_budget_are_recomputed_not_spilled(small_cae):
+    x = torch.rand(6, 1, 128, 126)
+    spills = Spills()
+    run_autoencoder(small_cae, TensorInputs(x), one_file(6), memory_budget=0, spill=spills)
+    # not the first convolution's output (258 KB per window) nor the last one's input (196 KB)
+    assert spills.calls == 5 and all(spool.closed for spool in spills.created)
+    spills = Spills()
+    run_autoencoder(small_cae, TensorInputs(x), one_file(6), memory_budget=0, spill=spills, disk_budget=0)
+    assert spills.calls == 0
 
 
 def test_rae_chunks_are_independent(small_rae):

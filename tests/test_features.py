@@ -5,15 +5,20 @@ import json
 import numpy as np
 import pytest
 import scipy.stats
+import torch
 
-from conftest import PARITY, needs_shared
+from conftest import PARITY, Spills, needs_shared
 from speechae.errors import NonFiniteAudioError
 from speechae.features import (
+    SignalInputs,
+    SpilledInputs,
     compute_features,
     dynamic_feature_names,
     static_feature_names,
     static_features,
+    transform_conditioned,
 )
+from speechae.frontend import LogMelFrontEnd, condition_signal
 
 
 def test_names_have_disvoice_layout():
@@ -95,3 +100,22 @@ def test_non_finite_input_raises(small_cae):
     signal[5] = np.nan
     with pytest.raises(NonFiniteAudioError):
         compute_features(signal, 16000, small_cae)
+
+
+@pytest.mark.parametrize(
+    ("spills", "kind"),
+    [
+        (Spills(), SpilledInputs),
+        (Spills(refused=(1,)), SignalInputs),  # no room for the file
+        (Spills(writable=200_000), SignalInputs),  # the disk fills up while it is written
+    ],
+)
+def test_spectrograms_beyond_the_memory_budget_are_spilled_or_else_recomputed(speech_like, spills, kind):
+    frontend = LogMelFrontEnd()
+    conditioned = condition_signal(np.tile(speech_like, 2), 16000)
+    in_memory = transform_conditioned(conditioned, 6.0, frontend)
+    prepared = transform_conditioned(conditioned, 6.0, frontend, memory_budget=0, spill=spills)
+    assert isinstance(prepared.inputs, kind) and len(prepared.inputs) == len(in_memory.inputs) == 23
+    torch.testing.assert_close(prepared.inputs.get(3, 17), in_memory.inputs.get(3, 17), rtol=0, atol=0)
+    prepared.close()
+    assert all(spool.closed for spool in spills.created)

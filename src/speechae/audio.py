@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -338,12 +340,16 @@ class SampleSpool(_TemporarySamples):
         """A zero-filled spool of ``frames`` samples; ``name`` (the recording) is used in errors.
 
         Raises:
-            TemporaryStorageError: the temporary folder cannot hold it.
+            TemporaryStorageError: the temporary folder has less free space than it needs.
         """
         path = Path(os.fspath(name) or "a recording")
+        size = frames * np.dtype(dtype).itemsize
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size > free:
+            raise _no_room(path, OSError(errno.ENOSPC, f"{size} bytes needed, {free} free"))
         handle = tempfile.TemporaryFile(buffering=0)
         try:
-            handle.truncate(frames * np.dtype(dtype).itemsize)
+            handle.truncate(size)
         except OSError as error:
             handle.close()
             raise _no_room(path, error) from None

@@ -4,9 +4,11 @@ DisVoice pushes all windows of a file through the CAE as one batch, so every Bat
 normalises with the statistics of the whole file. A long file does not fit in memory that way.
 :func:`run_autoencoder` gets the same numbers in chunks, layer by layer: it accumulates each
 BatchNorm layer's per-file statistics over all chunks (float64 sums) before any window passes that
-layer. Activations in front of a layer are kept between passes when they fit ``memory_budget``;
-otherwise they are recomputed from the nearest kept layer (or the input). With a large budget
-this costs one forward pass; a 60-minute file costs under two.
+layer. Activations in front of a layer are kept between passes when they fit ``memory_budget``,
+or else in a temporary file from the caller's ``spill`` when they fit ``disk_budget`` and are
+small enough per window to be written faster than recomputed; otherwise they are recomputed
+from the nearest kept layer (or the input). With a large budget this costs one forward pass;
+a 60-minute file at 16 kHz costs about two without ``spill``, half as much time with it.
 
 Windows of several files can share a call: ``file_index`` says which file each window belongs to
 and every file gets its own statistics, so results never depend on the batch composition.
@@ -26,18 +28,21 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from speechae.allocator import retain_freed_memory
-from speechae.errors import ParameterError
+from speechae.errors import ParameterError, TemporaryStorageError
 from speechae.models import ChannelMoments
 
 __all__ = [
     "DEFAULT_CHUNK",
+    "DEFAULT_DISK_BUDGET",
     "DEFAULT_MEMORY_BUDGET",
     "PRECISIONS",
     "NetworkOutput",
@@ -49,11 +54,32 @@ __all__ = [
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_CHUNK = None
 DEFAULT_MEMORY_BUDGET = 768 * 2**20
+#: Largest layer of activations kept in a temporary file.
+DEFAULT_DISK_BUDGET = 8 * 2**30
+#: Layers with more bytes per window are recomputed rather than spilled: writing the CAE's
+#: largest (258 KB per window after its first convolution, 196 KB before its last) costs more
+#: than computing them again (benchmarks/RESULTS.md, "Memory: a 60-minute file").
+SPILL_WINDOW_BYTES = 128 * 2**10
 CPU_CHUNK = 16
 GPU_CHUNK = 512
 #: Kept-activation storages up to this size are reused by the next call in the same thread.
 RETAINED_BUFFER_BYTES = 128 * 2**20
 _THREAD_STATE = threading.local()
+
+
+class SpillStorage(Protocol):
+    """Values in a temporary file, written and read by ranges (:class:`speechae.audio.SampleSpool`)."""
+
+    def __setitem__(self, positions: slice, values: np.ndarray) -> None: ...
+
+    def read(self, first: int, last: int) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+#: ``spill(length, dtype)`` gives a :class:`SpillStorage` of ``length`` values, or raises
+#: :class:`~speechae.errors.TemporaryStorageError` when there is no room for it.
+Spill = Callable[[int, np.dtype], SpillStorage]
 
 
 class WindowInputs(Protocol):
@@ -183,19 +209,77 @@ class _KeptBuffers:
         self.reading = 1 - self.reading
 
 
+class _SpilledActivations:
+    """One layer's activations of every window in a temporary file, read back by window ranges."""
+
+    def __init__(self, storage: SpillStorage, like: torch.Tensor) -> None:
+        self.storage = storage
+        _, channels, height, width = like.shape
+        self.pixel_shape = (height, width, channels)  # channels-last, as the stages write them
+        self.dtype, self.device = like.dtype, like.device
+        self.window_bytes = channels * height * width * like.element_size()
+
+    def __setitem__(self, windows: slice, x: torch.Tensor) -> None:
+        data = x.permute(0, 2, 3, 1).contiguous().cpu().view(torch.uint8).numpy().reshape(-1)
+        self.storage[windows.start * self.window_bytes : windows.stop * self.window_bytes] = data
+
+    def read(self, first: int, last: int) -> torch.Tensor:
+        """Windows ``first..last-1``, a new channels-last tensor on the layer's device."""
+        data = torch.from_numpy(self.storage.read(first * self.window_bytes, last * self.window_bytes))
+        pixels = data.view(self.dtype).view(last - first, *self.pixel_shape)
+        return pixels.permute(0, 3, 1, 2).to(self.device)
+
+    def close(self) -> None:
+        self.storage.close()
+
+
 class _LayerwiseRun:
     """State of one layer-by-layer pass over a CAE: statistics found so far and kept activations."""
 
-    def __init__(self, network: nn.Module, inputs: WindowInputs, file_index: torch.Tensor) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        inputs: WindowInputs,
+        file_index: torch.Tensor,
+        spill: Spill | None = None,
+        disk_budget: int = 0,
+    ) -> None:
         self.network = network
         self.inputs = inputs
         self.file_index = file_index
         self.n_files = int(file_index.max()) + 1
         self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.kept_layer = -1
-        self.kept: torch.Tensor | None = None
+        self.kept: torch.Tensor | _SpilledActivations | None = None
         self.buffers = _KeptBuffers.of_this_thread()
         self.code: torch.Tensor | None = None
+        self.spill, self.disk_budget = spill, disk_budget
+
+    def _kept_windows(self, first: int, last: int, consume: bool) -> tuple[torch.Tensor, bool]:
+        """Kept activations of windows ``first..last-1`` and whether they may be overwritten."""
+        if isinstance(self.kept, _SpilledActivations):
+            return self.kept.read(first, last), True
+        return self.kept[first:last], consume
+
+    def _keep(self, x: torch.Tensor, budget: int) -> torch.Tensor | _SpilledActivations | None:
+        """Storage for the output of the layer that ``x`` (its first chunk) starts, if any fits."""
+        window_bytes = x[0].numel() * x.element_size()
+        size = window_bytes * len(self.inputs)
+        if size <= budget:
+            return self.buffers.next(x, len(self.inputs))
+        if self.spill is None or size > self.disk_budget or window_bytes > SPILL_WINDOW_BYTES:
+            return None
+        try:
+            return _SpilledActivations(self.spill(size, np.dtype(np.uint8)), x)
+        except TemporaryStorageError:
+            return None  # no room: recompute instead
+
+    def release(self) -> None:
+        """Free the kept activations (temporary files included)."""
+        if isinstance(self.kept, _SpilledActivations):
+            self.kept.close()
+        self.kept = None
+        self.buffers.release_large()
 
     def advance(
         self, first: int, last: int, until: int, out: torch.Tensor | None = None, consume: bool = False
@@ -211,7 +295,8 @@ class _LayerwiseRun:
             x, code = self.network.stage(0, inputs, out if until == 0 else None)
             start, owned = 1, True
         else:
-            x, code, start, owned = self.kept[first:last], None, self.kept_layer + 1, consume
+            x, owned = self._kept_windows(first, last, consume)
+            code, start = None, self.kept_layer + 1
         index = self.file_index[first:last]
         for k in range(start, until + 1):
             norm = self.network.norms[k - 1]
@@ -224,26 +309,39 @@ class _LayerwiseRun:
     def find_statistics(self, layer: int, chunks: list[tuple[int, int]], budget: int) -> None:
         """Accumulate the statistics in front of norm ``layer``, keeping activations if they fit.
 
-        Stages write kept activations straight into a :class:`_KeptBuffers` tensor.
+        Stages write activations kept in memory straight into a :class:`_KeptBuffers` tensor.
+        Spilled ones are copied to their file; should the disk fill up meanwhile, the layer is
+        not kept after all (the layer in front of it is then still intact).
         """
         moments = kept = None
         for first, last in chunks:
-            # once this layer is being kept, the kept layer in front of it is never read again
-            out = None if kept is None else kept[first:last]
-            x, code = self.advance(first, last, until=layer, out=out, consume=kept is not None)
+            # once this layer is kept in memory, the kept layer in front of it is never read again
+            in_memory = isinstance(kept, torch.Tensor)
+            out = kept[first:last] if in_memory else None
+            x, code = self.advance(first, last, until=layer, out=out, consume=in_memory)
             if moments is None:
                 moments = ChannelMoments(self.n_files, x.shape[1], x.device)
-                if x[0].numel() * x.element_size() * len(self.inputs) <= budget:
-                    kept = self.buffers.next(x, len(self.inputs))
+                kept = self._keep(x, budget)
+                if isinstance(kept, torch.Tensor):
                     kept[first:last] = x
+            if isinstance(kept, _SpilledActivations):
+                try:
+                    kept[first:last] = x
+                except TemporaryStorageError:
+                    kept.close()
+                    kept = None
             moments.update(x, self.file_index[first:last])
             if code is not None:
                 if self.code is None:
                     self.code = code.new_empty((len(self.inputs), code.shape[1]))
                 self.code[first:last] = code
         self.statistics.append(moments.result())
-        if kept is not None:
-            self.kept, self.kept_layer = kept, layer
+        if kept is None:
+            return
+        if isinstance(self.kept, _SpilledActivations):
+            self.kept.close()
+        self.kept, self.kept_layer = kept, layer
+        if isinstance(kept, torch.Tensor):
             self.buffers.swap()
 
 
@@ -256,6 +354,8 @@ def run_autoencoder(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     keep_reconstruction: bool = False,
     precision: str = "fp32",
+    spill: Spill | None = None,
+    disk_budget: int = DEFAULT_DISK_BUDGET,
 ) -> NetworkOutput:
     """Bottleneck and reconstruction error of every window, with per-file BatchNorm statistics.
 
@@ -270,6 +370,10 @@ def run_autoencoder(
         precision: ``"fp32"`` (exact, the default) or ``"bf16"``: convolutions and linear layers
             in bfloat16 under autocast, BatchNorm statistics still summed in float64. Faster on
             CPUs with bfloat16 instructions and on GPUs; not equal to DisVoice (see the README).
+        spill: where a layer's activations too large for ``memory_budget`` are kept instead
+            of being recomputed for every later layer (e.g. ``SampleSpool.create``); the
+            results are the same.
+        disk_budget: the largest layer kept through ``spill``, in bytes.
     """
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
@@ -285,7 +389,9 @@ def run_autoencoder(
         torch.backends.cudnn.flags(enabled=False, allow_tf32=False),
         torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"),
     ):
-        output = _run(network, inputs, file_index, chunks, memory_budget, keep_reconstruction)
+        output = _run(
+            network, inputs, file_index, chunks, memory_budget, keep_reconstruction, spill, disk_budget
+        )
     output.code, output.error = output.code.float(), output.error.float()
     if output.reconstruction is not None:
         output.reconstruction = output.reconstruction.float()
@@ -299,11 +405,13 @@ def _run(
     chunks: list[list[tuple[int, int]]],
     memory_budget: int,
     keep_reconstruction: bool,
+    spill: Spill | None,
+    disk_budget: int,
 ) -> NetworkOutput:
     norms = getattr(network, "norms", [])
     if not norms:
         return _run_independent(network, inputs, chunks[0], keep_reconstruction)
-    run = _LayerwiseRun(network, inputs, file_index)
+    run = _LayerwiseRun(network, inputs, file_index, spill, disk_budget)
     try:
         for layer in range(len(norms)):
             run.find_statistics(layer, chunks[layer], memory_budget)
@@ -318,8 +426,7 @@ def _run(
             if keep_reconstruction:
                 reconstructions.append(reconstruction)
     finally:
-        run.kept = None
-        run.buffers.release_large()
+        run.release()
     return NetworkOutput(
         code=run.code,
         error=errors,

@@ -365,7 +365,10 @@ class Extractor:
         chunk_size: int | None,
         memory_budget: int,
     ) -> FileFeatures:
-        """Features of a conditioned signal, whose temporary file (if any) is closed here."""
+        """Features of a conditioned signal, whose temporary file (if any) is closed here.
+
+        Activations too large for ``memory_budget`` are kept in temporary files too.
+        """
         try:
             features = conditioned_features(
                 conditioned,
@@ -377,6 +380,7 @@ class Extractor:
                 chunk_size=chunk_size,
                 memory_budget=memory_budget,
                 precision=self.precision,
+                spill=functools.partial(SampleSpool.create, name=name),
             )
         finally:
             if isinstance(conditioned, ConditionedSignal):

@@ -26,9 +26,12 @@ from speechae.engine import (
     DEFAULT_CHUNK,
     DEFAULT_MEMORY_BUDGET,
     NetworkOutput,
+    Spill,
+    SpillStorage,
     TensorInputs,
     run_autoencoder,
 )
+from speechae.errors import TemporaryStorageError
 from speechae.frontend import (
     ConditionedSignal,
     LogMelFrontEnd,
@@ -184,18 +187,56 @@ class SignalInputs:
         return self.frontend(chunk.to(self.device))[0]
 
 
+class SpilledInputs:
+    """Scaled log-Mel windows in a temporary file, appended once and read back by ranges.
+
+    Reading them back costs a fraction of recomputing them (:class:`SignalInputs`), which long
+    files otherwise do for every pass of the network.
+    """
+
+    def __init__(self, storage: SpillStorage, window_shape: tuple[int, ...], device: torch.device | str):
+        self.storage, self.window_shape, self.device = storage, window_shape, device
+        self.window_values = int(np.prod(window_shape))
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, windows: torch.Tensor) -> None:
+        """Add float32 windows ``(m, *window_shape)`` after those already written."""
+        values = windows.cpu().numpy().reshape(-1)
+        first = self.count * self.window_values
+        self.storage[first : first + len(values)] = values
+        self.count += len(windows)
+
+    def get(self, first: int, last: int) -> torch.Tensor:
+        """Windows ``first..last-1``."""
+        values = self.storage.read(first * self.window_values, last * self.window_values)
+        return torch.from_numpy(values).view(last - first, *self.window_shape).to(self.device)
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self.storage.close()
+
+
 @dataclass
 class PreparedRecording:
     """A recording after the front-end: its usable windows and where they lie in time.
 
     ``inputs`` holds the scaled log-Mel of the kept windows, in memory (:class:`TensorInputs`)
-    when they fit the memory budget, else recomputed on demand (:class:`SignalInputs`).
+    when they fit the memory budget, else in a temporary file (:class:`SpilledInputs`) or
+    recomputed on demand (:class:`SignalInputs`). :meth:`close` deletes the temporary file.
     """
 
-    inputs: TensorInputs | SignalInputs
+    inputs: TensorInputs | SpilledInputs | SignalInputs
     starts: np.ndarray
     dropped: np.ndarray
     duration: float
+
+    def close(self) -> None:
+        """Release the inputs' temporary file, if any."""
+        if isinstance(self.inputs, SpilledInputs):
+            self.inputs.close()
 
 
 def transform_conditioned(
@@ -205,16 +246,21 @@ def transform_conditioned(
     *,
     device: str | torch.device = "cpu",
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    spill: Spill | None = None,
 ) -> PreparedRecording:
     """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original).
 
-    A :class:`~speechae.frontend.ConditionedSignal` must stay open while the result is used.
+    Spectrograms beyond ``memory_budget`` go to a temporary file from ``spill`` (see
+    :func:`~speechae.engine.run_autoencoder`) or, without one or without room, are recomputed
+    when needed; a :class:`~speechae.frontend.ConditionedSignal` must then stay open while the
+    result is used. Close the result when done.
     """
     config = frontend.config
     n_windows = window_count(len(conditioned), config=config)
     starts = window_starts(n_windows, config=config)
-    bytes_per_window = 4 * config.n_mels * config.n_frames
-    in_memory = n_windows * bytes_per_window <= memory_budget
+    window_shape = (1, config.n_mels, config.n_frames)
+    in_memory = n_windows * 4 * int(np.prod(window_shape)) <= memory_budget
+    spilled = None if in_memory else _spilled_inputs(spill, n_windows, window_shape, device)
     scaled, kept = [], np.zeros(n_windows, dtype=bool)
     with torch.inference_mode():
         for first in range(0, n_windows, FRONTEND_CHUNK):
@@ -224,11 +270,37 @@ def transform_conditioned(
             kept[first:last] = usable.cpu().numpy()
             if in_memory:
                 scaled.append(mel[usable])
+            elif spilled is not None:
+                spilled = _append_or_give_up(spilled, mel[usable])
     if in_memory:
         inputs = TensorInputs(torch.cat(scaled))
+    elif spilled is not None:
+        inputs = spilled
     else:
         inputs = SignalInputs(conditioned, np.flatnonzero(kept), frontend, device)
     return PreparedRecording(inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=duration)
+
+
+def _spilled_inputs(
+    spill: Spill | None, n_windows: int, window_shape: tuple[int, ...], device: torch.device | str
+) -> SpilledInputs | None:
+    if spill is None:
+        return None
+    try:
+        storage = spill(n_windows * int(np.prod(window_shape)), np.dtype(np.float32))
+    except TemporaryStorageError:
+        return None
+    return SpilledInputs(storage, window_shape, device)
+
+
+def _append_or_give_up(spilled: SpilledInputs, windows: torch.Tensor) -> SpilledInputs | None:
+    """Append ``windows``; on a full disk, drop the file (the windows will be recomputed)."""
+    try:
+        spilled.append(windows)
+    except TemporaryStorageError:
+        spilled.close()
+        return None
+    return spilled
 
 
 def features_from_output(
@@ -310,30 +382,37 @@ def conditioned_features(
     chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     precision: str = "fp32",
+    spill: Spill | None = None,
 ) -> FileFeatures:
     """:func:`compute_features` of a signal already through :func:`condition_signal`.
 
     Callers that read a long recording can drop its samples before the network runs;
     ``duration`` is that of the original signal and ``frontend`` must be on ``device``.
+    ``spill`` lets the network keep activations in temporary files (see
+    :func:`~speechae.engine.run_autoencoder`).
     """
     prepared = transform_conditioned(
-        conditioned, duration, frontend, device=device, memory_budget=memory_budget
+        conditioned, duration, frontend, device=device, memory_budget=memory_budget, spill=spill
     )
     n_windows = len(prepared.inputs)
-    with torch.inference_mode():
-        if n_windows:
-            output = run_autoencoder(
-                network,
-                prepared.inputs,
-                torch.zeros(n_windows, dtype=torch.long, device=device),
-                chunk_size=chunk_size,
-                memory_budget=memory_budget,
-                keep_reconstruction=keep_spectrograms,
-                precision=precision,
-            )
-        else:
-            empty = torch.zeros(0, 1, frontend.config.n_mels, frontend.config.n_frames)
-            output = NetworkOutput(
-                torch.zeros(0, network.bottleneck), torch.zeros(0, frontend.config.n_mels), empty
-            )
-    return features_from_output(prepared, output, keep_spectrograms=keep_spectrograms)
+    try:
+        with torch.inference_mode():
+            if n_windows:
+                output = run_autoencoder(
+                    network,
+                    prepared.inputs,
+                    torch.zeros(n_windows, dtype=torch.long, device=device),
+                    chunk_size=chunk_size,
+                    memory_budget=memory_budget,
+                    keep_reconstruction=keep_spectrograms,
+                    precision=precision,
+                    spill=spill,
+                )
+            else:
+                empty = torch.zeros(0, 1, frontend.config.n_mels, frontend.config.n_frames)
+                output = NetworkOutput(
+                    torch.zeros(0, network.bottleneck), torch.zeros(0, frontend.config.n_mels), empty
+                )
+        return features_from_output(prepared, output, keep_spectrograms=keep_spectrograms)
+    finally:
+        prepared.close()
