@@ -6,7 +6,7 @@ import torch
 
 from speechae import frontend
 from speechae.audio import SampleSpool
-from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
+from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError, TemporaryStorageError
 from speechae.frontend import (
     ConditionedSignal,
     FrontEndConfig,
@@ -201,3 +201,13 @@ def test_a_spooled_signal_that_cannot_be_conditioned_closes_its_spool(monkeypatc
         with pytest.raises(error):
             condition_signal(source, 16000, spool=spool)
     assert len(spools) == 1 and spools[0].closed
+
+
+def test_a_long_signal_without_room_in_the_spool_is_conditioned_in_memory(monkeypatch):
+    monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 30000)
+
+    def no_room(length: int, dtype: np.dtype) -> SampleSpool:
+        raise TemporaryStorageError("no room")
+
+    x = np.random.default_rng(6).standard_normal(40000)
+    np.testing.assert_array_equal(condition_signal(x, 16000, spool=no_room), condition_signal(x, 16000))

@@ -34,6 +34,7 @@ from speechae.errors import (
     ParameterError,
     SegmentedResamplingWarning,
     SilentAudioError,
+    TemporaryStorageError,
 )
 from speechae.resampling import (
     WHOLE_SIGNAL_SAMPLES,
@@ -152,7 +153,8 @@ def condition_signal(
             :meth:`speechae.audio.SampleSpool.create`. With it, a signal longer than
             ``WHOLE_SIGNAL_SAMPLES`` (before or after resampling; :func:`spools_conditioned`)
             is kept there and returned as a :class:`ConditionedSignal`, so memory stays flat
-            however long the recording.
+            however long the recording; where it raises
+            :class:`~speechae.errors.TemporaryStorageError` (no room), in memory as without it.
 
     Returns:
         array of shape ``(samples_16k,)`` with zero mean and peak 1, or a
@@ -178,7 +180,8 @@ def condition_signal(
         target = int(len(signal) * config.sampling_rate / sampling_rate)
         if target < config.window_length:
             raise _too_short(len(signal) / sampling_rate, config)
-    if resamples_in_segments(len(signal), sampling_rate, config=config):
+    segmented = resamples_in_segments(len(signal), sampling_rate, config=config)
+    if segmented:
         warnings.warn(
             f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
             f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
@@ -187,13 +190,14 @@ def condition_signal(
             SegmentedResamplingWarning,
             stacklevel=2,
         )
-        if spool is not None:
-            return _spooled_conditioned(signal, target, spool)
+    if spool is not None and spools_conditioned(len(signal), sampling_rate, config=config):
+        conditioned = _spooled_conditioned(signal, target, spool)
+        if conditioned is not None:
+            return conditioned
+    if segmented:
         samples = resample_in_segments(signal, target)
         if spooled:  # a non-finite sample makes its segments' spectra, hence outputs, non-finite
             _finite(samples)
-    elif spool is not None and spools_conditioned(len(signal), sampling_rate, config=config):
-        return _spooled_conditioned(signal, target, spool)
     else:
         samples = _working_precision(_finite(signal.read(0, len(signal))) if spooled else signal)
         if samples.ndim == 2:
@@ -269,13 +273,17 @@ def spools_conditioned(
 
 def _spooled_conditioned(
     signal: np.ndarray | SampleSource, target: int, spool: Callable[[int, np.dtype], SampleSink]
-) -> ConditionedSignal:
+) -> ConditionedSignal | None:
     """Mono, resampled samples into ``spool``; their mean and peak from one pass over blocks.
 
     The maximum and minimum give the peak of the centred samples exactly (rounding is monotone).
+    None when the spool finds no room: the signal is then conditioned in memory.
     """
     dtype = np.dtype(np.float32 if signal.dtype == np.float32 else np.float64)
-    stored = spool(target, dtype)
+    try:
+        stored = spool(target, dtype)
+    except TemporaryStorageError:
+        return None
     try:
         if target != len(signal):
             resample_in_segments(signal, target, out=stored)
