@@ -12,6 +12,10 @@ usage:
     python benchmarks/long_recordings.py condition FILE
         read and condition FILE as the extractor does (spooled, and conditioned into a temporary
         file, when long) and print the seconds taken and the process's peak RSS
+    python benchmarks/long_recordings.py spill FILE
+        features of FILE as the extractor computes them (spectrograms and activations beyond the
+        memory budget in temporary files), then of the same signal conditioned in memory without
+        temporary files (recomputed per layer); prints both times and the largest difference
     python benchmarks/long_recordings.py segments FILE START END
         resample FILE's START..END seconds (short enough for one FFT) in segments of several sizes
         and print how far each is from the whole-signal FFT, as a fraction of the peak
@@ -99,6 +103,27 @@ def condition(path: Path) -> None:
     print(f"{path.name}: {len(conditioned)} samples conditioned in {seconds:.1f} s, peak RSS {peak_mb} MB")
 
 
+def spill(path: Path) -> None:
+    from speechae import Extractor
+    from speechae.features import conditioned_features
+
+    extractor = Extractor("cae-256")
+    started = time.perf_counter()
+    spilled = extractor.recording_features(path)
+    spilled_s = time.perf_counter() - started
+    samples, rate = read_audio(path)
+    conditioned = condition_signal(samples, rate)
+    del samples
+    started = time.perf_counter()
+    network, frontend = extractor.model.network, extractor.frontend
+    recomputed = conditioned_features(conditioned, spilled.duration, network, frontend=frontend)
+    recomputed_s = time.perf_counter() - started
+    print(f"temporary files {spilled_s:.1f} s, recomputed {recomputed_s:.1f} s")
+    for part in ("bottleneck", "error", "static"):
+        difference = np.abs(getattr(spilled, part) - getattr(recomputed, part))
+        print(f"{part}: largest difference {np.nanmax(difference):.3g}")
+
+
 def segments(path: Path, start: float, end: float) -> None:
     samples, rate = read_audio(path, native=True, start=start, end=end)
     target = int(len(samples) * DEFAULT_FRONTEND.sampling_rate / rate)
@@ -120,6 +145,7 @@ def main() -> None:
     commands.add_parser("make").add_argument("folder", type=Path)
     commands.add_parser("corpus").add_argument("folder", type=Path)
     commands.add_parser("condition").add_argument("path", type=Path)
+    commands.add_parser("spill").add_argument("path", type=Path)
     segmented = commands.add_parser("segments")
     segmented.add_argument("path", type=Path)
     segmented.add_argument("start", type=float)
@@ -132,6 +158,8 @@ def main() -> None:
         corpus(args.folder)
     elif args.command == "condition":
         condition(args.path)
+    elif args.command == "spill":
+        spill(args.path)
     else:
         segments(args.path, args.start, args.end)
 
