@@ -494,3 +494,15 @@ def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
         rae, [Item("missing.wav", str(tmp_path / "missing.wav"))], tmp_path / "o.csv", strict=True
     )
     assert summary.stopped_early and "failed:\n" in summary.text() and "None" not in summary.text()
+
+
+def test_a_strict_stop_after_dropped_windows_names_no_dropped_file(tmp_path, rae):
+    from speechae.inputs import Item
+    from test_features import integer_noise_with_silence
+
+    sf.write(tmp_path / "a.wav", integer_noise_with_silence(48000, slice(20000, 21000)), 16000, "DOUBLE")
+    items = [Item("a.wav", str(tmp_path / "a.wav")), Item("b.wav", str(tmp_path / "b.wav"))]
+    summary = extract_corpus(rae, items, tmp_path / "o.csv", strict=True)
+    text = summary.text()
+    assert summary.stopped_early and "windows dropped for Mel values <= 0: 2\n" in text
+    assert "None" not in text

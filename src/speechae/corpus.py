@@ -559,10 +559,8 @@ class RunSummary:
         ]
         dropped = int(self.records["dropped"].sum()) if len(self.records) else 0
         if dropped:
-            lines.append(
-                f"windows dropped for Mel values <= 0: {dropped} "
-                f"(listed in {_sidecar(self.output, 'dropped')})"
-            )
+            listed = f" (listed in {_sidecar(self.output, 'dropped')})" if self.output is not None else ""
+            lines.append(f"windows dropped for Mel values <= 0: {dropped}{listed}")
         if self.failures:
             listed = f" ({_sidecar(self.output, 'errors')})" if self.output is not None else ""
             lines.append(f"failed{listed}:")
