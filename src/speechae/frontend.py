@@ -206,11 +206,13 @@ def condition_signal(
             samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
+    long = spools_conditioned(len(signal), sampling_rate, config=config)
+    mean = _blockwise_mean(samples) if long else samples.mean()
     # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
     if spooled or not np.may_share_memory(samples, signal):
-        samples -= samples.mean()
+        samples -= mean
     else:
-        samples = samples - samples.mean()
+        samples = samples - mean
     peak = max(samples.max(), -samples.min())
     if peak == 0:
         raise _silent()
@@ -276,8 +278,9 @@ def _spooled_conditioned(
 ) -> ConditionedSignal | None:
     """Mono, resampled samples into ``spool``; their mean and peak from one pass over blocks.
 
-    The maximum and minimum give the peak of the centred samples exactly (rounding is monotone).
-    None when the spool finds no room: the signal is then conditioned in memory.
+    The mean is :func:`_blockwise_mean`'s; the maximum and minimum give the peak of the centred
+    samples exactly (rounding is monotone). None when the spool has no room, at its creation or
+    later: the signal is then conditioned in memory, to the same values.
     """
     dtype = np.dtype(np.float32 if signal.dtype == np.float32 else np.float64)
     try:
@@ -301,10 +304,25 @@ def _spooled_conditioned(
         peak = max(dtype.type(high - mean), -dtype.type(low - mean))
         if peak == 0:
             raise _silent()
+    except TemporaryStorageError:
+        stored.close()
+        return None
     except BaseException:
         stored.close()
         raise
     return ConditionedSignal(stored, mean, peak)
+
+
+def _blockwise_mean(samples: np.ndarray) -> np.floating:
+    """The mean of a long signal as its spooled conditioning forms it: float64 sums of blocks.
+
+    In memory and spooled, a long recording then gets the same values; short ones keep NumPy's
+    pairwise mean in their own precision, as the reference computes it.
+    """
+    total = 0.0
+    for block in _blocks(samples):
+        total += block.sum(dtype=np.float64)
+    return samples.dtype.type(total / len(samples))
 
 
 def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
@@ -366,10 +384,10 @@ def _finite(samples: np.ndarray) -> np.ndarray:
 _BLOCK = 2**22
 
 
-def _blocks(samples: np.ndarray, size: int = _BLOCK) -> Iterator[np.ndarray]:
+def _blocks(samples: np.ndarray) -> Iterator[np.ndarray]:
     """Consecutive row blocks of ``samples``, so checks on long signals need little memory."""
-    for first in range(0, len(samples), size):
-        yield samples[first : first + size]
+    for first in range(0, len(samples), _BLOCK):
+        yield samples[first : first + _BLOCK]
 
 
 def _working_precision(samples: np.ndarray) -> np.ndarray:
