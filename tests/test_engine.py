@@ -58,7 +58,7 @@ def test_files_sharing_chunks_keep_their_own_statistics(small_cae):
     ids=["every layer spilled", "some refused", "disks fill up"],
 )
 def test_spilled_activations_give_the_bits_of_activations_kept_in_memory(small_cae, spills, monkeypatch):
-    monkeypatch.setattr(engine, "SPILL_WINDOW_BYTES", 2**30)  # every layer worth spilling
+    monkeypatch.setattr(engine, "SPILL_WINDOW_VALUES", 2**30)  # every layer worth spilling
     small_cae = small_cae.to(memory_format=torch.channels_last)  # as loaded (build_autoencoder)
     torch.manual_seed(2)
     x = torch.rand(10, 1, 128, 126)
@@ -75,7 +75,7 @@ def test_large_layers_and_layers_beyond_the_disk_budget_are_recomputed_not_spill
     x = torch.rand(6, 1, 128, 126)
     spills = Spills()
     run_autoencoder(small_cae, TensorInputs(x), one_file(6), memory_budget=0, spill=spills)
-    # not the first convolution's output (258 KB per window) nor the last one's input (196 KB)
+    # not the first convolution's output (64,512 values per window) nor the last one's input
     assert spills.calls == 5 and all(spool.closed for spool in spills.created)
     spills = Spills()
     run_autoencoder(small_cae, TensorInputs(x), one_file(6), memory_budget=0, spill=spills, disk_budget=0)
@@ -156,3 +156,21 @@ def test_buffers_kept_in_inference_mode_serve_a_call_outside_it(small_cae):
         inside = run_autoencoder(small_cae, TensorInputs(x), files)
     outside = run_autoencoder(small_cae, TensorInputs(x), files)
     assert torch.equal(inside.code, outside.code)
+
+
+def test_a_failure_while_a_layer_is_spilled_closes_its_file(small_cae, monkeypatch):
+    stage, third_stage_calls = small_cae.stage, []
+
+    def fail_in_the_second_chunk_of_the_third_stage(k, *args, **kwargs):
+        third_stage_calls.extend([k] if k == 2 else [])
+        if len(third_stage_calls) == 2:
+            raise RuntimeError("out of memory")
+        return stage(k, *args, **kwargs)
+
+    monkeypatch.setattr(small_cae, "stage", fail_in_the_second_chunk_of_the_third_stage)
+    spills = Spills()
+    x = torch.rand(6, 1, 128, 126)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_autoencoder(small_cae, TensorInputs(x), one_file(6), chunk_size=2, memory_budget=0, spill=spills)
+    # the layer kept before (the second) and the one being written (the third)
+    assert spills.calls == 2 and all(spool.closed for spool in spills.created)

@@ -119,3 +119,22 @@ def test_spectrograms_beyond_the_memory_budget_are_spilled_or_else_recomputed(sp
     torch.testing.assert_close(prepared.inputs.get(3, 17), in_memory.inputs.get(3, 17), rtol=0, atol=0)
     prepared.close()
     assert all(spool.closed for spool in spills.created)
+
+
+def test_a_front_end_failure_closes_the_spilled_spectrograms(speech_like, monkeypatch):
+    monkeypatch.setattr("speechae.features.FRONTEND_CHUNK", 4)
+    frontend, calls = LogMelFrontEnd(), []
+
+    def fail_on_the_second_chunk(windows):
+        calls.append(len(windows))
+        if len(calls) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return LogMelFrontEnd.forward(frontend, windows)
+
+    monkeypatch.setattr(frontend, "forward", fail_on_the_second_chunk)
+    spills = Spills()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        transform_conditioned(
+            condition_signal(speech_like, 16000), 3.0, frontend, memory_budget=0, spill=spills
+        )
+    assert len(spills.created) == 1 and spills.created[0].closed

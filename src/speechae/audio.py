@@ -347,7 +347,10 @@ class SampleSpool(_TemporarySamples):
         free = shutil.disk_usage(tempfile.gettempdir()).free
         if size > free:
             raise _no_room(path, OSError(errno.ENOSPC, f"{size} bytes needed, {free} free"))
-        handle = tempfile.TemporaryFile(buffering=0)
+        try:
+            handle = tempfile.TemporaryFile(buffering=0)
+        except OSError as error:  # no file descriptors or inodes left, a read-only folder
+            raise _no_room(path, error) from None
         try:
             handle.truncate(size)
         except OSError as error:

@@ -56,10 +56,10 @@ DEFAULT_CHUNK = None
 DEFAULT_MEMORY_BUDGET = 768 * 2**20
 #: Largest layer of activations kept in a temporary file.
 DEFAULT_DISK_BUDGET = 8 * 2**30
-#: Layers with more bytes per window are recomputed rather than spilled: writing the CAE's
-#: largest (258 KB per window after its first convolution, 196 KB before its last) costs more
-#: than computing them again (benchmarks/RESULTS.md, "Memory: a 60-minute file").
-SPILL_WINDOW_BYTES = 128 * 2**10
+#: Layers with more values per window are recomputed rather than spilled: writing the CAE's
+#: largest (64,512 values per window after its first convolution, 49,152 before its last) costs
+#: more than computing them again (benchmarks/RESULTS.md, "Memory: a 60-minute file").
+SPILL_WINDOW_VALUES = 2**15
 CPU_CHUNK = 16
 GPU_CHUNK = 512
 #: Kept-activation storages up to this size are reused by the next call in the same thread.
@@ -233,6 +233,18 @@ class _SpilledActivations:
         self.storage.close()
 
 
+def _write_or_give_up(
+    kept: _SpilledActivations, first: int, last: int, x: torch.Tensor
+) -> _SpilledActivations | None:
+    """Write windows ``first..last-1``; on a full disk, drop the file (the layer is recomputed)."""
+    try:
+        kept[first:last] = x
+    except TemporaryStorageError:
+        kept.close()
+        return None
+    return kept
+
+
 class _LayerwiseRun:
     """State of one layer-by-layer pass over a CAE: statistics found so far and kept activations."""
 
@@ -263,11 +275,10 @@ class _LayerwiseRun:
 
     def _keep(self, x: torch.Tensor, budget: int) -> torch.Tensor | _SpilledActivations | None:
         """Storage for the output of the layer that ``x`` (its first chunk) starts, if any fits."""
-        window_bytes = x[0].numel() * x.element_size()
-        size = window_bytes * len(self.inputs)
+        size = x[0].numel() * x.element_size() * len(self.inputs)
         if size <= budget:
             return self.buffers.next(x, len(self.inputs))
-        if self.spill is None or size > self.disk_budget or window_bytes > SPILL_WINDOW_BYTES:
+        if self.spill is None or size > self.disk_budget or x[0].numel() > SPILL_WINDOW_VALUES:
             return None
         try:
             return _SpilledActivations(self.spill(size, np.dtype(np.uint8)), x)
@@ -314,27 +325,28 @@ class _LayerwiseRun:
         not kept after all (the layer in front of it is then still intact).
         """
         moments = kept = None
-        for first, last in chunks:
-            # once this layer is kept in memory, the kept layer in front of it is never read again
-            in_memory = isinstance(kept, torch.Tensor)
-            out = kept[first:last] if in_memory else None
-            x, code = self.advance(first, last, until=layer, out=out, consume=in_memory)
-            if moments is None:
-                moments = ChannelMoments(self.n_files, x.shape[1], x.device)
-                kept = self._keep(x, budget)
-                if isinstance(kept, torch.Tensor):
-                    kept[first:last] = x
+        try:
+            for first, last in chunks:
+                # once this layer is kept in memory, the kept layer in front of it is never read again
+                in_memory = isinstance(kept, torch.Tensor)
+                out = kept[first:last] if in_memory else None
+                x, code = self.advance(first, last, until=layer, out=out, consume=in_memory)
+                if moments is None:
+                    moments = ChannelMoments(self.n_files, x.shape[1], x.device)
+                    kept = self._keep(x, budget)
+                    if isinstance(kept, torch.Tensor):
+                        kept[first:last] = x
+                if isinstance(kept, _SpilledActivations):
+                    kept = _write_or_give_up(kept, first, last, x)
+                moments.update(x, self.file_index[first:last])
+                if code is not None:
+                    if self.code is None:
+                        self.code = code.new_empty((len(self.inputs), code.shape[1]))
+                    self.code[first:last] = code
+        except BaseException:
             if isinstance(kept, _SpilledActivations):
-                try:
-                    kept[first:last] = x
-                except TemporaryStorageError:
-                    kept.close()
-                    kept = None
-            moments.update(x, self.file_index[first:last])
-            if code is not None:
-                if self.code is None:
-                    self.code = code.new_empty((len(self.inputs), code.shape[1]))
-                self.code[first:last] = code
+                kept.close()
+            raise
         self.statistics.append(moments.result())
         if kept is None:
             return

@@ -262,16 +262,21 @@ def transform_conditioned(
     in_memory = n_windows * 4 * int(np.prod(window_shape)) <= memory_budget
     spilled = None if in_memory else _spilled_inputs(spill, n_windows, window_shape, device)
     scaled, kept = [], np.zeros(n_windows, dtype=bool)
-    with torch.inference_mode():
-        for first in range(0, n_windows, FRONTEND_CHUNK):
-            last = min(first + FRONTEND_CHUNK, n_windows)
-            chunk = torch.from_numpy(np.array(frame_range(conditioned, first, last, config=config)))
-            mel, usable = frontend(chunk.to(device))
-            kept[first:last] = usable.cpu().numpy()
-            if in_memory:
-                scaled.append(mel[usable])
-            elif spilled is not None:
-                spilled = _append_or_give_up(spilled, mel[usable])
+    try:
+        with torch.inference_mode():
+            for first in range(0, n_windows, FRONTEND_CHUNK):
+                last = min(first + FRONTEND_CHUNK, n_windows)
+                chunk = torch.from_numpy(np.array(frame_range(conditioned, first, last, config=config)))
+                mel, usable = frontend(chunk.to(device))
+                kept[first:last] = usable.cpu().numpy()
+                if in_memory:
+                    scaled.append(mel[usable])
+                elif spilled is not None:
+                    spilled = _append_or_give_up(spilled, mel[usable])
+    except BaseException:
+        if spilled is not None:
+            spilled.close()
+        raise
     if in_memory:
         inputs = TensorInputs(torch.cat(scaled))
     elif spilled is not None:
