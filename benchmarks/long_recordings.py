@@ -99,6 +99,8 @@ def condition(path: Path) -> None:
     with recording_samples(path, None, None, DEFAULT_FRONTEND) as (signal, rate):
         conditioned = condition_signal(signal, rate, name=str(path), spool=spool)
     seconds = time.perf_counter() - started
+    if hasattr(conditioned, "close"):
+        conditioned.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{path.name}: {len(conditioned)} samples conditioned in {seconds:.1f} s, peak RSS {peak_mb} MB")
 
