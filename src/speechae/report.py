@@ -10,6 +10,7 @@ Example:
     >>> import tempfile
     >>> import numpy as np, pandas as pd
     >>> from pathlib import Path
+    >>> from speechae.corpus import file_record
     >>> from speechae.features import compute_features
     >>> from speechae.models import ConvAutoencoder
     >>> signal = np.random.default_rng(0).standard_normal(32000)
