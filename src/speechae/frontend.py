@@ -13,7 +13,7 @@ Example:
     >>> windows = frame_signal(signal)
     >>> windows.shape
     (3, 8000)
-    >>> mel, valid = LogMelFrontEnd()(torch.from_numpy(windows))
+    >>> mel, valid = LogMelFrontEnd()(torch.from_numpy(windows.copy()))  # a view is read-only
     >>> tuple(mel.shape), bool(valid.all())
     ((3, 1, 128, 126), True)
 """
