@@ -194,7 +194,9 @@ class SpilledInputs:
     files otherwise do for every pass of the network.
     """
 
-    def __init__(self, storage: SpillStorage, window_shape: tuple[int, ...], device: torch.device | str):
+    def __init__(
+        self, storage: SpillStorage, window_shape: tuple[int, ...], device: torch.device | str
+    ) -> None:
         self.storage, self.window_shape, self.device = storage, window_shape, device
         self.window_values = int(np.prod(window_shape))
         self.count = 0
