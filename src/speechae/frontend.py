@@ -180,7 +180,8 @@ def condition_signal(
         target = _resampled_length(len(signal), sampling_rate, config)
         if target < config.window_length:
             raise _too_short(len(signal) / sampling_rate, config)
-    segmented = resamples_in_segments(len(signal), sampling_rate, config=config)
+    long = spools_conditioned(len(signal), sampling_rate, config=config)
+    segmented = long and target != len(signal)  # resamples_in_segments
     if segmented:
         warnings.warn(
             f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
@@ -190,7 +191,7 @@ def condition_signal(
             SegmentedResamplingWarning,
             stacklevel=2,
         )
-    if spool is not None and spools_conditioned(len(signal), sampling_rate, config=config):
+    if spool is not None and long:
         conditioned = _spooled_conditioned(signal, target, spool)
         if conditioned is not None:
             return conditioned
@@ -206,7 +207,6 @@ def condition_signal(
             samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
-    long = spools_conditioned(len(signal), sampling_rate, config=config)
     mean = _blockwise_mean(samples) if long else samples.mean()
     # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
     if spooled or not np.may_share_memory(samples, signal):
