@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -160,6 +161,20 @@ def test_spooling_writes_every_byte_and_says_when_the_disk_is_full(tmp_path, mon
     monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: _FullDisk(room=5000))
     with pytest.raises(TemporaryStorageError, match=r"noise\.wav: the samples do not fit .* TMPDIR"):
         spool_audio(path)
+
+
+def test_spooling_refuses_up_front_when_the_temporary_folder_is_too_small(tmp_path, monkeypatch):
+    path = tmp_path / "noise.flac"
+    sf.write(path, np.zeros((30000, 2)), 16000, subtype="PCM_24")  # 240,000 bytes as int32
+    usage = shutil.disk_usage(tempfile.gettempdir())
+    created = []
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: created.append(1))
+    for free, segment, needed in ((239_999, {}, 240_000), (63_999, {"start": 1.0, "end": 1.5}, 64_000)):
+        monkeypatch.setattr(shutil, "disk_usage", lambda _, free=free: usage._replace(free=free))
+        no_room = rf"noise\.flac: .*{needed} bytes needed, {free} free"
+        with pytest.raises(TemporaryStorageError, match=no_room):
+            spool_audio(path, **segment)
+    assert created == []
 
 
 def test_a_segment_after_the_end_is_refused_with_the_duration(tmp_path):

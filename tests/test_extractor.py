@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import weakref
 
 import numpy as np
@@ -24,6 +25,7 @@ from speechae.errors import (
     SegmentedResamplingWarning,
     SilentAudioError,
     SingleWindowWarning,
+    TemporaryStorageError,
 )
 from speechae.models import ConvAutoencoder
 from test_features import integer_noise_with_silence
@@ -325,3 +327,20 @@ def test_a_long_recording_is_conditioned_outside_memory_with_the_same_features(
     assert len(conditioned) == 1 + (1 + 1 + 5) and all(spool.closed for spool in conditioned)
     np.testing.assert_array_equal(from_disk.bottleneck, spooled.bottleneck)
     np.testing.assert_array_equal(from_disk.error, spooled.error)
+
+
+def test_a_long_recording_is_read_into_memory_when_the_temporary_folder_has_no_room(
+    dynamic, speech_like, tmp_path, spools, monkeypatch
+):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.tile(speech_like, 3)[:130_001] / 4, 16000, subtype="PCM_16")
+    spooled = dynamic.file_features(path)
+    assert len(spools) == 1
+    no_room = shutil.disk_usage(tempfile.gettempdir())._replace(free=0)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: no_room)
+    with pytest.raises(TemporaryStorageError):
+        audio.spool_audio(path)
+    in_memory = dynamic.file_features(path)
+    assert len(spools) == 1  # no second spool was made
+    np.testing.assert_array_equal(in_memory.bottleneck, spooled.bottleneck)
+    np.testing.assert_array_equal(in_memory.error, spooled.error)

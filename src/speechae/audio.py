@@ -344,13 +344,7 @@ class SampleSpool(_TemporarySamples):
         """
         path = Path(os.fspath(name) or "a recording")
         size = frames * np.dtype(dtype).itemsize
-        free = shutil.disk_usage(tempfile.gettempdir()).free
-        if size > free:
-            raise _no_room(path, OSError(errno.ENOSPC, f"{size} bytes needed, {free} free"))
-        try:
-            handle = tempfile.TemporaryFile(buffering=0)
-        except OSError as error:  # no file descriptors or inodes left, a read-only folder
-            raise _no_room(path, error) from None
+        handle = _temporary_file(path, size)
         try:
             handle.truncate(size)
         except OSError as error:
@@ -404,7 +398,9 @@ def spool_audio(
     info = _open_info(path)
     first, last = _frame_range(path, info, start, end)
     dtype = np.dtype(_reference_dtype(info, native=True))
-    handle = tempfile.TemporaryFile(buffering=0)
+    # the header's frame count: an estimate for MP3, and 2**63 - 1 for a stream of unknown length
+    expected_frames = (info.frames if last is None else last) - first if info.frames < 2**62 else 0
+    handle = _temporary_file(path, max(expected_frames, 0) * info.channels * dtype.itemsize)
     frames = 0
     try:
         with _ContinuousReader(_soundfile_name(path)) as source:
@@ -431,6 +427,22 @@ def _write_all(handle: BinaryIO, block: np.ndarray, path: Path) -> None:
     try:
         while data:  # an unbuffered write may take only part of the data
             data = data[handle.write(data) :]
+    except OSError as error:
+        raise _no_room(path, error) from None
+
+
+def _temporary_file(path: Path, size: int) -> BinaryIO:
+    """An unbuffered anonymous temporary file for ``size`` bytes of ``path``'s samples.
+
+    Raises:
+        TemporaryStorageError: the temporary folder has less free space than ``size``, or no
+            file can be created there (no file descriptors or inodes left, a read-only folder).
+    """
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+        if size > free:
+            raise OSError(errno.ENOSPC, f"{size} bytes needed, {free} free")
+        return tempfile.TemporaryFile(buffering=0)
     except OSError as error:
         raise _no_room(path, error) from None
 

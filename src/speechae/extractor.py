@@ -44,6 +44,7 @@ from speechae.errors import (
     NoUsableWindowsError,
     ParameterError,
     SingleWindowWarning,
+    TemporaryStorageError,
 )
 from speechae.features import (
     FileFeatures,
@@ -97,7 +98,8 @@ def recording_samples(
 
     Recordings that :func:`~speechae.frontend.condition_signal` keeps outside memory are
     spooled (:func:`~speechae.audio.spool_audio`), since an hour of 48 kHz stereo is 1.4 GB
-    even as float32; the temporary file goes when the block ends.
+    even as float32; the temporary file goes when the block ends. Where the temporary folder has
+    no room for them, they are read into memory instead.
 
     Example:
         >>> with recording_samples("talk.wav") as (samples, rate):  # doctest: +SKIP
@@ -107,7 +109,12 @@ def recording_samples(
     if not spools_conditioned(frames, sampling_rate, config=config):
         yield read_audio(path, start=start, end=end, native=True)
         return
-    with spool_audio(path, start=start, end=end) as spooled:
+    try:
+        spooled = spool_audio(path, start=start, end=end)
+    except TemporaryStorageError:
+        yield read_audio(path, start=start, end=end, native=True)
+        return
+    with spooled:
         yield spooled, spooled.sampling_rate
 
 
