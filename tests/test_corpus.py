@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from conftest import CORPUS, EXAMPLE, copy_corpus, needs_shared, stored_count
 from speechae import Extractor
 from speechae.cli import EXIT_PARTIAL
 from speechae.corpus import extract_corpus, merge_sidecars, plan_batches
+from speechae.errors import DamagedStoreWarning
 from speechae.inputs import collect_items
 from speechae.store import FeatureStore, store_path
 from speechae.writers import merge_tables, read_table
@@ -235,6 +237,21 @@ def test_every_output_format_reads_back(corpus, tmp_path, suffix, rae):
     table = read_table(out)
     assert table.shape == (14 + 13, 384)
     assert sorted(set(table.index.get_level_values("file"))) == sorted(GOOD[:2])
+
+
+def test_a_damaged_store_entry_is_computed_again_and_the_output_is_unchanged(corpus, tmp_path, rae):
+    out = tmp_path / "windows.parquet"
+    items, _ = collect_items([corpus / GOOD[0], corpus / GOOD[1]], root=corpus)
+    extract_corpus(rae, items, out)
+    expected = out.read_bytes()
+    with sqlite3.connect(store_path(out)) as db:
+        db.execute("UPDATE features SET error = zeroblob(length(error)) WHERE windows = 14")
+    damaged = rf"store\.sqlite: the stored features of {GOOD[0]} are damaged"
+    with pytest.warns(DamagedStoreWarning, match=damaged):
+        summary = extract_corpus(rae, items, out)
+    assert (summary.computed, summary.reused) == (1, 1)
+    assert out.read_bytes() == expected
+    assert extract_corpus(rae, items, out).reused == 2  # the entry was repaired
 
 
 def test_manifest_segments_and_root(corpus, tmp_path, cae):

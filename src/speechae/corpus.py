@@ -35,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,13 @@ import torch
 from speechae.atomic import atomic_path
 from speechae.audio import audio_frames, file_sha256
 from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
-from speechae.errors import NoUsableWindowsError, ParameterError, SpeechaeError
+from speechae.errors import (
+    DamagedStoreEntryError,
+    DamagedStoreWarning,
+    NoUsableWindowsError,
+    ParameterError,
+    SpeechaeError,
+)
 from speechae.extractor import recording_samples
 from speechae.features import FileFeatures, transform_conditioned
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, window_count
@@ -461,7 +468,7 @@ def run_items(
     def outcome(entry: _Planned) -> ItemResult | None:
         if entry.error is not None:
             return _result(entry, error=entry.error)
-        if store is not None and entry.key in store:
+        if store is not None and _reusable(store, entry):
             return _result(entry, reused=True)
         return None
 
@@ -835,6 +842,16 @@ def _write_outputs(
         _write_csv_atomically(_sidecar(output, "dropped"), _SIDECARS["dropped"][0], dropped_rows)
     records.sort(key=lambda record: record["file"])
     return pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
+
+
+def _reusable(store: FeatureStore, entry: _Planned) -> bool:
+    """Whether ``store`` holds intact features for ``entry``; a damaged entry is computed again."""
+    try:
+        return store.get(entry.key) is not None
+    except DamagedStoreEntryError:
+        damaged = f"{store.path}: the stored features of {_label(entry.item)} are damaged"
+        warnings.warn(DamagedStoreWarning(f"{damaged}; computing them again"), stacklevel=2)
+        return False
 
 
 def _label(item: Item) -> str:

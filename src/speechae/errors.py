@@ -82,6 +82,10 @@ class StoreError(SpeechaeError, RuntimeError):
     """The resumable store of a corpus run cannot be opened or is not a speechae store."""
 
 
+class DamagedStoreEntryError(StoreError):
+    """An entry of the store no longer matches the digest it was written with."""
+
+
 class SpeechaeWarning(UserWarning):
     """Base class of every warning emitted by speechae."""
 
@@ -100,3 +104,7 @@ class SingleWindowWarning(SpeechaeWarning):
 
 class SegmentedResamplingWarning(SpeechaeWarning):
     """A long recording was resampled in overlapping segments instead of with one FFT."""
+
+
+class DamagedStoreWarning(SpeechaeWarning):
+    """A finished result in the store was damaged on disk, so the recording is processed again."""

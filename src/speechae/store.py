@@ -8,7 +8,9 @@ transaction in write-ahead-log mode with full synchronisation: a run killed at a
 Each entry holds a recording's per-window arrays (bottleneck, error, window times, dropped
 windows, duration); static features are derived from them when the output is written. The key is
 a sha256 over the audio file's content hash, the segment, the front-end settings, the model's
-weight hash and the package version, so changing any of them never reuses an old entry.
+weight hash and the package version, so changing any of them never reuses an old entry. Each
+entry also carries a sha256 of its own contents: an entry damaged on disk is recomputed, never
+reused, and a database SQLite cannot read is reported as damaged, by name.
 
 Example:
     >>> import tempfile, numpy as np
@@ -24,15 +26,18 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from speechae.errors import StoreError
+from speechae.errors import DamagedStoreEntryError, StoreError
 from speechae.features import FileFeatures
 
 __all__ = ["FeatureStore", "entry_key", "store_path"]
@@ -48,9 +53,22 @@ CREATE TABLE IF NOT EXISTS features (
     error BLOB NOT NULL,
     starts BLOB NOT NULL,
     dropped BLOB NOT NULL,
-    duration REAL NOT NULL
+    duration REAL NOT NULL,
+    digest TEXT
 )
 """
+COLUMNS = "key, audio_sha256, windows, bottleneck_width, n_mels, bottleneck, error, starts, dropped, duration"
+
+Result = TypeVar("Result")
+
+
+def _entry_digest(row: tuple) -> str:
+    """sha256 over an entry's columns after the key, in order (numbers as text, blobs as bytes)."""
+    digest = hashlib.sha256()
+    for value in row:
+        data = value if isinstance(value, bytes) else repr(value).encode()
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
 
 
 def store_path(output: str | os.PathLike[str]) -> Path:
@@ -75,6 +93,22 @@ def entry_key(audio_sha256: str, start: float | None, end: float | None, setting
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _reporting_damage(method: Callable[..., Result]) -> Callable[..., Result]:
+    """Turn SQLite's errors on an open store into a :class:`StoreError` that names the file."""
+
+    @functools.wraps(method)
+    def guarded(self: FeatureStore, *args: object, **kwargs: object) -> Result:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(
+                f"{self.path}: the store cannot be read or written ({error}); move it aside "
+                "to start the run afresh"
+            ) from None
+
+    return guarded
+
+
 class FeatureStore:
     """Finished per-window features, committed one recording at a time."""
 
@@ -86,13 +120,18 @@ class FeatureStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(features)")}
+            if "digest" not in columns:  # a store written before entries carried their digest
+                self._db.execute("ALTER TABLE features ADD COLUMN digest TEXT")
             self._db.commit()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable speechae store ({error})") from None
 
+    @_reporting_damage
     def __contains__(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM features WHERE key = ?", (key,)).fetchone() is not None
 
+    @_reporting_damage
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0]
 
@@ -100,11 +139,12 @@ class FeatureStore:
         """Commit one recording's features (replacing an entry with the same key)."""
         self.put_many([(key, features, audio_sha256)])
 
+    @_reporting_damage
     def put_many(self, entries: list[tuple[str, FileFeatures, str]]) -> None:
         """Commit several recordings ``(key, features, audio_sha256)`` in one transaction."""
-        rows = [
-            (
-                key,
+        rows = []
+        for key, features, audio_sha256 in entries:
+            row = (
                 audio_sha256,
                 len(features.starts),
                 features.bottleneck.shape[1],
@@ -115,21 +155,28 @@ class FeatureStore:
                 np.asarray(features.dropped, np.float64).tobytes(),
                 float(features.duration),
             )
-            for key, features, audio_sha256 in entries
-        ]
+            rows.append((key, *row, _entry_digest(row)))
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO features VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO features ({COLUMNS}, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
 
+    @_reporting_damage
     def get(self, key: str) -> FileFeatures | None:
-        """The stored features, or None."""
-        row = self._db.execute(
-            "SELECT windows, bottleneck_width, n_mels, bottleneck, error, starts, dropped, duration "
-            "FROM features WHERE key = ?",
-            (key,),
-        ).fetchone()
+        """The stored features, or None.
+
+        Raises:
+            DamagedStoreEntryError: the entry's contents no longer match its digest or shape.
+        """
+        row = self._db.execute(f"SELECT {COLUMNS}, digest FROM features WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        windows, width, n_mels, bottleneck, error, starts, dropped, duration = row
+        *fields, digest = row[1:]
+        _, windows, width, n_mels, bottleneck, error, starts, dropped, duration = fields
+        sizes = (len(bottleneck), len(error), len(starts))
+        sizes_fit = sizes == (4 * windows * width, 4 * windows * n_mels, 8 * windows)
+        if not sizes_fit or digest not in (None, _entry_digest(tuple(fields))):  # None: written unsigned
+            raise DamagedStoreEntryError(f"{self.path}: the entry {key} is damaged")
         return FileFeatures(
             bottleneck=np.frombuffer(bottleneck, np.float32).reshape(windows, width),
             error=np.frombuffer(error, np.float32).reshape(windows, n_mels),
