@@ -467,6 +467,8 @@ def test_a_run_without_results_replaces_an_older_output_with_an_empty_table(
     items = [Item("missing.wav", missing, 0.0, 2.0) if segment else Item("missing.wav", missing)]
     summary = extract_corpus(extractor, items, out)
     assert summary.output == out and f"output: {out} (no rows: no file succeeded)" in summary.text()
+    empty_shard = extract_corpus(extractor, items, tmp_path / f"shard{suffix}", shard=(1, 2))
+    assert "(no rows: no files to process)" in empty_shard.text()
     table = read_table(out)
     assert len(table) == 0
     if suffix == ".ark":  # Kaldi keeps neither column names nor times

@@ -577,7 +577,8 @@ class RunSummary:
         elif ok:
             lines.append(f"output: {self.output}")
         else:
-            lines.append(f"output: {self.output} (no rows: no file succeeded)")
+            why = "no file succeeded" if self.failures else "no files to process"
+            lines.append(f"output: {self.output} (no rows: {why})")
         return "\n".join(lines)
 
 
