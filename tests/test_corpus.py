@@ -254,6 +254,20 @@ def test_a_damaged_store_entry_is_computed_again_and_the_output_is_unchanged(cor
     assert extract_corpus(rae, items, out).reused == 2  # the entry was repaired
 
 
+def test_the_summary_counts_the_decoded_audio_not_the_header_estimate(corpus, tmp_path, rae, monkeypatch):
+    import speechae.corpus
+
+    def overestimated(path, **segment):
+        frames, rate = speechae.audio.audio_frames(path, **segment)
+        return 2 * frames, rate  # as an MP3 header may misjudge a variable bit rate
+
+    monkeypatch.setattr(speechae.corpus, "audio_frames", overestimated)
+    items, _ = collect_items([corpus / GOOD[0]], root=corpus)
+    summary = extract_corpus(rae, items, tmp_path / "out.csv")
+    assert summary.computed_seconds == pytest.approx(sf.info(corpus / GOOD[0]).duration)
+    assert summary.audio_seconds == pytest.approx(summary.computed_seconds)
+
+
 def test_manifest_segments_and_root(corpus, tmp_path, cae):
     manifest = tmp_path / "segments.csv"
     segments = {"file": [GOOD[0], GOOD[0], "missing.wav"], "start": [0.0, 1.0, None], "end": [2.0, 3.5, None]}

@@ -791,6 +791,8 @@ def extract_corpus(
             progress=progress,
         ):
             (finished if result.ok else failures).append(result)
+            if result.features is not None:  # the decoded length, not the header's estimate
+                result.seconds = result.features.duration
             result.features = None  # the store holds them; keep memory flat
             if strict and not result.ok:
                 stopped = True
