@@ -151,6 +151,19 @@ def _ranges(total: int, chunk: int) -> list[tuple[int, int]]:
     return [(first, min(first + chunk, total)) for first in range(0, total, chunk)]
 
 
+def _ranges_per_file(file_index: torch.Tensor, chunk: int) -> list[tuple[int, int]]:
+    """Steps of at most ``chunk`` windows that never mix files and start at each file's first window.
+
+    Matrix products round differently with the number of rows, so a file's windows must meet the
+    network in the same steps whichever files come before or after it.
+    """
+    ranges, first = [], 0
+    for count in torch.unique_consecutive(file_index, return_counts=True)[1].tolist():
+        ranges += [(first + a, first + b) for a, b in _ranges(count, chunk)]
+        first += count
+    return ranges
+
+
 def _reconstruction_error(inputs: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     return (inputs - reconstruction.float()).square().mean(dim=-1)[:, 0]
 
@@ -376,7 +389,8 @@ def run_autoencoder(
         inputs: the scaled log-Mel windows.
         file_index: ``(n,)`` file number of each window (0-based, contiguous numbering).
         chunk_size: windows per forward step (default: per stage and device, see
-            :func:`chunk_for`).
+            :func:`chunk_for`). Steps never mix files, so a file's results have the same bits
+            whichever files share the batch.
         memory_budget: bytes of activations that may be kept between layers.
         keep_reconstruction: also return the decoded spectrograms.
         precision: ``"fp32"`` (exact, the default) or ``"bf16"``: convolutions and linear layers
@@ -390,7 +404,7 @@ def run_autoencoder(
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     retain_freed_memory()
-    chunks = [_ranges(len(inputs), size) for size in _stage_chunks(network, file_index.device, chunk_size)]
+    steps = _stage_chunks(network, file_index.device, chunk_size)
     # cuDNN rounds convolution inputs to TF32 (10-bit mantissa) by default on Ampere and newer
     # GPUs (errors of 1e-3, a hundred times the parity tolerance), and even in float32 its kernels
     # sum in other orders than the CPU's: its LSTM moved the RAE's errors by 2e-4 relative over
@@ -402,7 +416,7 @@ def run_autoencoder(
         torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"),
     ):
         output = _run(
-            network, inputs, file_index, chunks, memory_budget, keep_reconstruction, spill, disk_budget
+            network, inputs, file_index, steps, memory_budget, keep_reconstruction, spill, disk_budget
         )
     output.code, output.error = output.code.float(), output.error.float()
     if output.reconstruction is not None:
@@ -414,12 +428,13 @@ def _run(
     network: nn.Module,
     inputs: WindowInputs,
     file_index: torch.Tensor,
-    chunks: list[list[tuple[int, int]]],
+    steps: list[int],
     memory_budget: int,
     keep_reconstruction: bool,
     spill: Spill | None,
     disk_budget: int,
 ) -> NetworkOutput:
+    chunks = [_ranges_per_file(file_index, size) for size in steps]
     norms = getattr(network, "norms", [])
     if not norms:
         return _run_independent(network, inputs, chunks[0], keep_reconstruction)

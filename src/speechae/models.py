@@ -40,8 +40,10 @@ def _single_file(x: torch.Tensor) -> torch.Tensor:
 class ChannelMoments:
     """Per-file, per-channel mean and biased variance, accumulated over chunks of windows.
 
-    Sums run in float64 around a shift (each file's mean in its first chunk), so the variance
-    has no cancellation problem and chunked results equal one-batch results to rounding.
+    Sums run in float64 around a shift (the mean of each file's first window), so the variance
+    has no cancellation problem and chunked results equal one-batch results to rounding. The
+    shift depends on the file alone, so a file's statistics do not change with the windows of
+    other files that share its chunks.
 
     Example:
         >>> x = torch.randn(6, 2, 4, 4) + 3
@@ -71,13 +73,17 @@ class ChannelMoments:
         else:
             values, pixel_axis = x.flatten(2), 2
             shift_shape = (-1, 1)
-        counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64)
-        counts *= values.shape[pixel_axis]
+        pixels = values.shape[pixel_axis]
+        counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * pixels
         unseen = (self.count == 0) & (counts > 0)
         if unseen.any():
-            sums = values.sum(dim=pixel_axis).double()
-            sums = torch.zeros_like(self.shift).index_add_(0, file_index, sums)
-            self.shift[unseen] = sums[unseen] / counts[unseen, None]
+            # the mean of each new file's first window, summed in float64 one window at a time:
+            # the same bits whichever windows share the chunk
+            first = torch.ones_like(file_index, dtype=torch.bool)
+            first[1:] = file_index[1:] != file_index[:-1]
+            for window in torch.nonzero(first & unseen[file_index]).flatten().tolist():
+                window_sum = values[window].double().sum(dim=pixel_axis - 1)
+                self.shift[file_index[window]] = window_sum / pixels
         shift = self.shift.to(x.dtype)[file_index]
         centred = values - shift.view(len(file_index), *shift_shape)
         self.shifted_sum.index_add_(0, file_index, centred.sum(dim=pixel_axis).double())
