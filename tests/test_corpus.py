@@ -19,8 +19,8 @@ import soundfile as sf
 from conftest import CORPUS, EXAMPLE, copy_corpus, needs_shared, stored_count
 from speechae import Extractor
 from speechae.cli import EXIT_PARTIAL
-from speechae.corpus import extract_corpus, merge_sidecars, plan_batches
-from speechae.errors import DamagedStoreWarning
+from speechae.corpus import check_same_run, extract_corpus, merge_sidecars, plan_batches
+from speechae.errors import DamagedStoreWarning, ParameterError
 from speechae.inputs import collect_items
 from speechae.store import FeatureStore, store_path
 from speechae.writers import merge_tables, read_table
@@ -237,6 +237,31 @@ def test_every_output_format_reads_back(corpus, tmp_path, suffix, rae):
     table = read_table(out)
     assert table.shape == (14 + 13, 384)
     assert sorted(set(table.index.get_level_values("file"))) == sorted(GOOD[:2])
+
+
+def test_merge_refuses_shards_of_other_models_inputs_or_batches(corpus, tmp_path, cae, rae):
+    items, _ = collect_items([corpus / name for name in GOOD[:3]], root=corpus)
+
+    def shard(name, index, extractor=rae, inputs=items, batch_windows=10):
+        path = tmp_path / f"{name}.shard-{index}-of-2.csv"
+        extract_corpus(extractor, inputs, path, shard=(index, 2), batch_windows=batch_windows)
+        return path
+
+    first = shard("run", 0)
+    assert speechae("merge", first, shard("run", 1), "-o", tmp_path / "ok.csv").returncode == 0
+    for other, differs in (
+        (shard("cae", 1, extractor=cae), "the model, precision or front-end settings differ"),
+        (shard("fewer", 1, inputs=items[:2]), "the inputs differ"),
+        (shard("batches", 1, batch_windows=20), "--batch-windows"),
+    ):
+        result = speechae("merge", first, other, "-o", tmp_path / "merged.csv")
+        assert result.returncode == 1 and f"{other}: comes from another run than {first}" in result.stderr
+        assert differs in result.stderr and "Traceback" not in result.stderr
+    undescribed = shard("old", 1)
+    Path(f"{undescribed}.run.json").unlink()  # as shards were written before runs described themselves
+    with pytest.raises(ParameterError, match=r"old\.shard-1-of-2\.csv: has no run description"):
+        check_same_run([first, undescribed])
+    check_same_run([undescribed, undescribed.with_name("old.shard-0-of-2.csv")])
 
 
 def test_a_damaged_store_entry_is_computed_again_and_the_output_is_unchanged(corpus, tmp_path, rae):

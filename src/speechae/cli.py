@@ -416,9 +416,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from speechae.corpus import merge_sidecars
+    from speechae.corpus import check_same_run, merge_sidecars
     from speechae.writers import merge_tables
 
+    check_same_run(args.shards)
     rows = merge_tables(args.shards, args.output, fmt=args.format)
     print(f"speechae: merged {len(args.shards)} shard(s), {rows} row(s) into {args.output}")
     for kind, count in merge_sidecars(args.shards, args.output).items():

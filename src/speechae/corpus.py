@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import csv
+import hashlib
 import io
+import json
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -68,6 +70,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "ItemResult",
     "RunSummary",
+    "check_same_run",
     "extract_corpus",
     "file_record",
     "merge_sidecars",
@@ -672,6 +675,69 @@ def merge_sidecars(
     return counts
 
 
+def _run_description(extractor, items: Sequence[Item], shard: tuple[int, int], batch_windows: int) -> dict:
+    """What makes shards parts of one run: settings, level, batches and the whole list of inputs."""
+    listed = json.dumps([[item.key, item.start, item.end] for item in sorted(items, key=item_order)])
+    return {
+        "settings": extractor.settings(),
+        "level": extractor.level,
+        "batch_windows": batch_windows,
+        "inputs": len(items),
+        "inputs_sha256": hashlib.sha256(listed.encode()).hexdigest(),
+        "shard": list(shard),
+    }
+
+
+def _description_path(output: Path) -> Path:
+    return output.with_name(f"{output.name}.run.json")
+
+
+def _write_run_description(output: Path, description: dict) -> None:
+    with atomic_path(_description_path(output)) as partial:
+        partial.write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
+
+
+_DIFFERENCES = {
+    "settings": "the model, precision or front-end settings",
+    "level": "the level (static or dynamic)",
+    "batch_windows": "--batch-windows, so the shards split the inputs differently",
+    "inputs": "the inputs",
+    "inputs_sha256": "the inputs",
+}
+
+
+def check_same_run(shards: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse shards that are not parts of one run, by their ``SHARD.run.json`` descriptions.
+
+    Shards written before runs described themselves have none and are left to the column check
+    of :func:`speechae.writers.merge_tables`.
+
+    Raises:
+        ParameterError: one shard has a description and another has not, or two differ in
+            anything but the shard number.
+    """
+    described = [(Path(shard), _description_path(Path(shard))) for shard in shards]
+    present = [(shard, path) for shard, path in described if path.exists()]
+    if not present:
+        return
+    if len(present) < len(described):
+        shard = next(shard for shard, path in described if not path.exists())
+        raise ParameterError(
+            f"{shard}: has no run description ({_description_path(shard).name}) unlike the other "
+            "shards; merge only the shards of one run"
+        )
+    (first, first_path), *rest = present
+    expected = json.loads(first_path.read_text())
+    for shard, path in rest:
+        description = json.loads(path.read_text())
+        for part, meaning in _DIFFERENCES.items():
+            if description.get(part) != expected.get(part):
+                raise ParameterError(
+                    f"{shard}: comes from another run than {first} ({meaning} differ); "
+                    "merge only the shards of one run"
+                )
+
+
 def _write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
     if not rows:
         path.unlink(missing_ok=True)
@@ -798,6 +864,8 @@ def extract_corpus(
                 stopped = True
                 break
         records = _write_outputs(store, finished, failures, output, fmt, layout, write=not stopped)
+        if shard[1] > 1 and not stopped:
+            _write_run_description(output, _run_description(extractor, items, shard, batch_windows))
     finally:
         store.close()
     return RunSummary(
