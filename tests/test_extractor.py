@@ -258,9 +258,9 @@ def test_a_segment_of_a_signal_reports_dropped_windows_at_recording_times(dynami
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"start": -1}, r"rec: the segment -1-end s is empty or negative"),
-        ({"end": -0.5}, r"rec: the segment 0--0.5 s is empty or negative"),
-        ({"start": 2, "end": 1}, r"rec: the segment 2-1 s is empty or negative"),
+        ({"start": -1}, r"rec: the segment starts at -1 s, before the recording starts"),
+        ({"end": -0.5}, r"rec: the segment ends at -0\.5 s, not after its start at 0 s"),
+        ({"start": 2, "end": 1}, r"rec: the segment ends at 1 s, not after its start at 2 s"),
         ({"start": 10}, r"rec: the segment starts at 10 s, after the end of the recording \(3\.00 s\)"),
         ({"start": float("nan")}, r"rec: the segment nan-None s needs finite numbers of seconds"),
         ({"sampling_rate": 0}, r"rec: the sampling rate must be a positive number of Hz, not 0"),

@@ -214,9 +214,10 @@ def segment_frames(
         raise ParameterError(f"{where}the segment {start!r}-{end!r} s needs finite numbers of seconds")
     first = 0 if start is None else round(start * sampling_rate)
     last = None if end is None else round(end * sampling_rate)
-    if first < 0 or (last is not None and last <= first):
-        span = f"{start or 0:g}-{'end' if end is None else f'{end:g}'} s"
-        raise ParameterError(f"{where}the segment {span} is empty or negative")
+    if first < 0:
+        raise ParameterError(f"{where}the segment starts at {start:g} s, before the recording starts")
+    if last is not None and last <= first:
+        raise ParameterError(f"{where}the segment ends at {end:g} s, not after its start at {start or 0:g} s")
     if frames > 0 and first >= frames:
         raise ParameterError(
             f"{where}the segment starts at {start:g} s, after the end of the recording "
@@ -533,8 +534,9 @@ def find_audio_files(
     pattern = "**/*" if recursive else "*"
     files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in wanted and _file_or_dead_link(p))
     if not files:
+        has_subfolders = not recursive and any(p.is_dir() for p in folder.iterdir())
         raise NoAudioFilesError(
             f"{folder}: no audio files ({', '.join(sorted(wanted))}) found"
-            + ("" if recursive else "; use recursive=True to search sub-folders")
+            + ("; its sub-folders are searched with --recursive (recursive=True)" if has_subfolders else "")
         )
     return files

@@ -408,7 +408,7 @@ def _working_precision(samples: np.ndarray) -> np.ndarray:
 
 def _too_short(seconds: float, config: FrontEndConfig) -> AudioTooShortError:
     need = config.window_length / config.sampling_rate
-    return AudioTooShortError(f"the recording lasts {seconds:.3f} s, shorter than one {need} s window")
+    return AudioTooShortError(f"the audio lasts {seconds:.3f} s, shorter than one {need} s window")
 
 
 def window_count(n_samples: int, *, config: FrontEndConfig = DEFAULT_FRONTEND) -> int:

@@ -106,7 +106,10 @@ def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]
         table = pd.read_parquet(manifest)
     else:
         table = pd.read_csv(
-            manifest, sep="\t" if manifest.suffix.lower() == ".tsv" else ",", dtype={"file": str}
+            manifest,
+            sep="\t" if manifest.suffix.lower() == ".tsv" else ",",
+            dtype={"file": object},  # Python strings: surrogates stay as they are
+            encoding_errors="surrogateescape",  # file names need not be UTF-8
         )
     if "file" not in table.columns:
         raise ParameterError(
@@ -129,7 +132,7 @@ def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]
 
 def _list_items(listing: Path, base: Path, root: Path | None) -> list[Item]:
     items = []
-    for line in listing.read_text().splitlines():
+    for line in listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
         entry = line.split("#", 1)[0].strip()
         if entry:
             path = _resolve(entry, base)
