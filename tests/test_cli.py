@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -232,3 +233,77 @@ def test_entry_point_exits_with_the_code_of_main_after_freezing_the_collector(mo
     with pytest.raises(SystemExit) as exit_info:
         cli.entry_point()
     assert exit_info.value.code == 3 and calls == ["main", "freeze"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: INPUT"),
+        ([str(EXAMPLE), "--level", "frames"], "argument --level: invalid choice: 'frames'"),
+        ([str(EXAMPLE), "--device", "tpu"], "device 'tpu' is not one torch knows"),
+        ([str(EXAMPLE), "--batch-windows", "0"], "--batch-windows must be at least 1, not 0"),
+        ([str(EXAMPLE), "--root", "{tmp}/nowhere"], "--root {tmp}/nowhere: no such folder"),
+    ],
+)
+def test_a_wrong_command_line_is_one_sentence_and_exit_1(tmp_path, args, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run("extract", *args, "-o", str(tmp_path / "o.csv"), "--model", str(small_model(tmp_path)))
+    assert result.returncode == cli.EXIT_ERROR, result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "file").write_text("")
+    for output, message in (
+        (tmp_path / "folder.csv", f"{tmp_path}/folder.csv: is a folder; give the path of the output file"),
+        (tmp_path / "file" / "o.csv", f"{tmp_path}/file/o.csv: {tmp_path}/file is a file, not a folder"),
+    ):
+        result = run("extract", str(EXAMPLE), "-o", str(output), "--model", str(small_model(tmp_path)))
+        assert result.returncode == cli.EXIT_ERROR and message in result.stderr
+        assert "Traceback" not in result.stderr and "files:" not in result.stdout  # no work was done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.csv", "small.pt"]
+    merged = run("merge", str(tmp_path / "a.csv"), "-o", str(tmp_path / "folder.csv"))
+    assert merged.returncode == cli.EXIT_ERROR and "is a folder" in merged.stderr
+
+
+def test_inputs_that_give_no_files_are_listed_with_the_failures(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "no_file_column.csv").write_text("path\nx.wav\n")
+    out = tmp_path / "out.csv"
+    inputs = [str(EXAMPLE), str(tmp_path / "empty"), str(tmp_path / "no_file_column.csv")]
+    result = run("extract", *inputs, "-o", str(out), "--report", str(tmp_path / "report.html"), "-q")
+    assert result.returncode == cli.EXIT_PARTIAL
+    assert "1 ok" in result.stdout and "2 failed" in result.stdout
+    errors = pd.read_csv(f"{out}.errors.csv")
+    assert errors["file"].tolist() == [inputs[1], inputs[2]]
+    assert errors["error"].tolist() == ["InputError", "InputError"]
+    assert "no_file_column.csv: a manifest needs a" in (tmp_path / "report.html").read_text()
+    strict = run("extract", *inputs, "-o", str(tmp_path / "strict.csv"), "--strict", "-q")
+    assert strict.returncode == cli.EXIT_ERROR and "no audio files" in strict.stderr
+
+
+def test_lists_and_manifests_may_name_files_in_any_bytes(tmp_path):
+    name = os.fsdecode(b"caf\xe9.wav")
+    shutil.copy(EXAMPLE, tmp_path / name)
+    (tmp_path / "list.txt").write_bytes(b"caf\xe9.wav\n")
+    (tmp_path / "segments.csv").write_bytes(b"file,start,end\ncaf\xe9.wav,0,2\n")
+    for listing in ("list.txt", "segments.csv"):
+        out = tmp_path / f"{listing}.out.csv"
+        result = run("extract", str(tmp_path / listing), "-o", str(out), "--root", str(tmp_path), "-q")
+        assert result.returncode == cli.EXIT_OK, result.stderr
+        assert pd.read_csv(out)["file"].tolist() == ["caf\\xe9.wav"]
+
+
+def test_single_window_files_are_counted_in_the_summary(tmp_path):
+    short = tmp_path / "short.wav"
+    samples, rate = sf.read(EXAMPLE)
+    sf.write(short, samples[: int(0.6 * rate)], rate)
+    result = run("extract", str(short), "-o", str(tmp_path / "o.csv"), "-q")
+    assert "files with a single window, so NaN skewness and kurtosis: 1" in result.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly():
+    command = f"{sys.executable} -m speechae models list | head -1"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() and result.stderr == ""

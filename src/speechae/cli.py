@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,10 +31,18 @@ REPORT_WORST = 6
 FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the exit code of every other wrong command (argparse's own is 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from speechae import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="speechae",
         description="Autoencoder features of speech recordings, equal to DisVoice's RepLearning.",
     )
@@ -277,15 +286,18 @@ def shard_output(output: str, shard: tuple[int, int]) -> Path:
 def _extract(args: argparse.Namespace) -> int:
     from speechae.audio import AUDIO_EXTENSIONS
     from speechae.corpus import extract_corpus
-    from speechae.errors import NoAudioFilesError, ParameterError
+    from speechae.errors import InputError, NoAudioFilesError, ParameterError
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
     from speechae.progress import Progress
-    from speechae.writers import format_of
+    from speechae.writers import check_output_path
 
-    format_of(args.output, args.format)
-    if args.jobs < 1:
-        raise ParameterError(f"--jobs must be at least 1, not {args.jobs}")
+    check_output_path(args.output, args.format)
+    for option, value in (("--jobs", args.jobs), ("--batch-windows", args.batch_windows)):
+        if value < 1:
+            raise ParameterError(f"{option} must be at least 1, not {value}")
+    if args.root is not None and not Path(args.root).is_dir():
+        raise ParameterError(f"--root {args.root}: no such folder")
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     output = shard_output(args.output, shard) if args.shard else Path(args.output)
     extensions = AUDIO_EXTENSIONS
@@ -294,10 +306,12 @@ def _extract(args: argparse.Namespace) -> int:
     items, input_failures = collect_items(
         args.inputs, recursive=args.recursive, extensions=extensions, root=args.root
     )
-    for _, reason in input_failures:
-        print(f"speechae: skipped input: {reason}", file=sys.stderr)
     if not items:
         raise NoAudioFilesError("; ".join(reason for _, reason in input_failures) or "no inputs")
+    if args.strict and input_failures:
+        raise InputError(input_failures[0][1])
+    for _, reason in input_failures:  # listed again with the failed files at the end
+        print(f"speechae: skipped input: {reason}", file=sys.stderr)
     extractor = Extractor(args.model, level=args.level, device=args.device, precision=args.precision)
     options = {
         "fmt": args.format,
@@ -306,6 +320,7 @@ def _extract(args: argparse.Namespace) -> int:
         "strict": args.strict,
         "progress": Progress(quiet=args.quiet),
         "batch_windows": args.batch_windows,
+        "failed_inputs": input_failures,
     }
     if args.dask:
         from speechae.cluster import dask_executor
@@ -323,7 +338,7 @@ def _extract(args: argparse.Namespace) -> int:
     succeeded = int((summary.records["status"] == "ok").sum())
     if summary.stopped_early or (succeeded == 0 and summary.failures):
         return EXIT_ERROR if succeeded == 0 else EXIT_PARTIAL
-    return EXIT_PARTIAL if summary.failures or input_failures else EXIT_OK
+    return EXIT_PARTIAL if summary.failures else EXIT_OK
 
 
 def _report(args: argparse.Namespace, extractor, items, summary) -> None:
@@ -417,9 +432,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     from speechae.corpus import check_same_run, merge_sidecars
-    from speechae.writers import merge_tables
+    from speechae.writers import check_output_path, merge_tables
 
     check_same_run(args.shards)
+    check_output_path(args.output, args.format)
     rows = merge_tables(args.shards, args.output, fmt=args.format)
     print(f"speechae: merged {len(args.shards)} shard(s), {rows} row(s) into {args.output}")
     for kind, count in merge_sidecars(args.shards, args.output).items():
@@ -503,6 +519,11 @@ def entry_point() -> NoReturn:
     collector's objects then spares the interpreter's last collection over torch's and pandas's
     hundreds of thousands of objects: 0.3 s of the 1.8 s a short file takes.
     """
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (``speechae models list | head -1``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        code = EXIT_OK
     gc.freeze()
     sys.exit(code)

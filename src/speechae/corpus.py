@@ -52,6 +52,7 @@ from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, 
 from speechae.errors import (
     DamagedStoreEntryError,
     DamagedStoreWarning,
+    InputError,
     NoUsableWindowsError,
     ParameterError,
     SpeechaeError,
@@ -62,7 +63,7 @@ from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, 
 from speechae.inputs import Item, item_order, printable
 from speechae.progress import Progress, clock
 from speechae.store import FeatureStore, entry_key, store_path
-from speechae.writers import TableWriter, check_kaldi_key, format_of
+from speechae.writers import TableWriter, check_kaldi_key, check_output_path, format_of
 
 __all__ = [
     "BATCH_WINDOWS",
@@ -550,6 +551,7 @@ class RunSummary:
     computed_seconds: float = 0.0
     reused: int = 0
     stopped_early: bool = False
+    level: str = "static"
 
     @property
     def audio_seconds(self) -> float:
@@ -567,6 +569,10 @@ class RunSummary:
             f"audio: {clock(self.audio_seconds)}, of which {clock(self.computed_seconds)} computed in "
             f"{clock(self.wall_seconds)} wall time ({speed:.1f}x real time)",
         ]
+        if self.level == "static":
+            one_window = int(((self.records["status"] == "ok") & (self.records["windows"] == 1)).sum())
+            if one_window:
+                lines.append(f"files with a single window, so NaN skewness and kurtosis: {one_window}")
         dropped = int(self.records["dropped"].sum()) if len(self.records) else 0
         if dropped:
             listed = f" (listed in {_sidecar(self.output, 'dropped')})" if self.output is not None else ""
@@ -813,6 +819,7 @@ def extract_corpus(
     strict: bool = False,
     progress: Progress | None = None,
     batch_windows: int = BATCH_WINDOWS,
+    failed_inputs: Sequence[tuple[str, str]] = (),
 ) -> RunSummary:
     """Extract features of ``items`` into ``output``, resumably; never stops on a bad file.
 
@@ -833,15 +840,18 @@ def extract_corpus(
         strict: stop at the first failure (nothing but the store is written).
         progress: where to report progress.
         batch_windows: windows per network batch.
+        failed_inputs: ``(input, reason)`` of inputs that gave no items (the failures of
+            :func:`speechae.inputs.collect_items`): listed with the failed files.
     """
     started = time.monotonic()
     output = Path(output)
+    check_output_path(output, fmt)
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(_kaldi_key(item))
     layout = _Layout.of(extractor, items)
     store = FeatureStore(store_path(output))
-    failures: list[ItemResult] = []
+    failures = [ItemResult(Item(printable(path), path), error=InputError(why)) for path, why in failed_inputs]
     finished: list[ItemResult] = []
     stopped = False
     try:
@@ -877,6 +887,7 @@ def extract_corpus(
         computed_seconds=sum(r.seconds for r in finished if not r.reused),
         reused=sum(r.reused for r in finished),
         stopped_early=stopped,
+        level=layout.level,
     )
 
 

@@ -55,6 +55,10 @@ class NoAudioFilesError(AudioError):
     """A folder or list of inputs contains no audio file."""
 
 
+class InputError(SpeechaeError, ValueError):
+    """An input of a corpus run (a folder, list file or manifest) gave no recordings to process."""
+
+
 class TemporaryStorageError(SpeechaeError, OSError):
     """A long recording's decoded samples cannot be parked in the temporary folder (``TMPDIR``)."""
 

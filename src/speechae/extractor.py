@@ -131,8 +131,11 @@ def static_of(features: FileFeatures, name: str) -> np.ndarray:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a ``torch.device``; asking for CUDA without a GPU is a clear error."""
-    device = torch.device(device)
+    """``device`` as a ``torch.device``; an unknown device, or CUDA without a GPU, is a clear error."""
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ParameterError(f"device {str(device)!r} is not one torch knows ({error})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {str(device)!r} was requested but no CUDA GPU is available")
     return device

@@ -50,6 +50,7 @@ __all__ = [
     "INDEX_LEVELS",
     "TableWriter",
     "check_kaldi_key",
+    "check_output_path",
     "format_of",
     "kaldi_paths",
     "merge_tables",
@@ -110,6 +111,32 @@ def check_kaldi_key(key: str) -> None:
         raise ParameterError(
             f"{key}: Kaldi keys cannot contain white space; rename the file or write another format"
         )
+
+
+def check_output_path(path: str | os.PathLike[str], fmt: str | None = None) -> None:
+    """Refuse, before any work, an output that cannot be written; create its missing folders.
+
+    Example:
+        >>> import tempfile
+        >>> check_output_path(tempfile.mkdtemp(suffix=".csv"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        speechae.errors.ParameterError: /...: is a folder; give the path of the output file
+
+    Raises:
+        ParameterError: the output (or one of a Kaldi pair's files) is a folder, a part of its
+            folder's path is a file, or the folder cannot be created.
+    """
+    path = Path(path)
+    for target in kaldi_paths(path) if format_of(path, fmt) == "kaldi" else (path,):
+        if target.is_dir():
+            raise ParameterError(f"{target}: is a folder; give the path of the output file")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ParameterError(f"{path}: {blocking} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ParameterError(f"{path}: its folder cannot be created ({error.strerror or error})") from None
 
 
 def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
