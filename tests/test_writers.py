@@ -42,6 +42,15 @@ def test_every_format_round_trips_with_its_own_library(tmp_path, suffix, level):
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+@pytest.mark.parametrize("level", ["static", "dynamic"])
+def test_parquet_read_by_pandas_alone_has_the_index(tmp_path, level):
+    path = tmp_path / "out.parquet"
+    write_table(table(level), path, level=level)
+    plain = pd.read_parquet(path)
+    assert list(plain.index.names) == list(read_table(path).index.names)
+    pd.testing.assert_frame_equal(plain, read_table(path))
+
+
 def test_kaldi_writes_one_matrix_per_file(tmp_path):
     import kaldiio
 

@@ -235,8 +235,20 @@ class TableWriter:
         value_type = pa.from_numpy_dtype(self.dtype)
         fields = [pa.field(n, t) for n, t in zip(self.index_names, index_types, strict=True)]
         fields += [pa.field(name, value_type) for name in self.columns]
-        self._schema = pa.schema(fields)
+        self._schema = pa.schema(fields, metadata=self._pandas_metadata())
         self._parquet = pq.ParquetWriter(self._target(self.path), self._schema)
+
+    def _pandas_metadata(self) -> dict[bytes, bytes]:
+        """The index levels described as pandas describes them, so ``pd.read_parquet`` restores them."""
+        import pyarrow as pa
+
+        levels = [np.empty(0, dtype=str if n == "file" else np.float64) for n in self.index_names]
+        index = pd.MultiIndex.from_arrays(levels, names=self.index_names)
+        if len(self.index_names) == 1:
+            index = index.get_level_values(0)
+        # the value columns are left to their Arrow types: 1536 entries would take 170 kB
+        no_values = pd.DataFrame(index=index, columns=pd.Index([], dtype=str))  # names are text
+        return pa.Schema.from_pandas(no_values, preserve_index=True).metadata
 
     def _open_npy(self) -> None:
         self._matrix = np.lib.format.open_memmap(
@@ -436,7 +448,8 @@ def read_table(path: str | os.PathLike[str], *, fmt: str | None = None) -> pd.Da
     elif fmt == "parquet":
         table = pd.read_parquet(path)
         index_names = [n for n in INDEX_LEVELS if n in table.columns]
-        table = table.set_index(index_names)
+        if index_names:  # written before the files carried pandas' description of the index
+            table = table.set_index(index_names)
     elif fmt == "npy":
         index_path, columns_path = _npy_sidecars(path)
         index = pd.read_csv(index_path, dtype={"file": str})
