@@ -307,3 +307,17 @@ def test_a_reader_that_goes_away_ends_the_output_quietly():
     command = f"{sys.executable} -m speechae models list | head -1"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() and result.stderr == ""
+
+
+def test_imported_models_are_listed_with_their_architecture(tmp_path):
+    environment = {**os.environ, "SPEECHAE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def models(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "speechae", "models", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+
+    assert models("import", str(small_model(tmp_path)), "--name", "mine").returncode == 0
+    listed = [line.split() for line in models("list").stdout.splitlines()]
+    assert ["mine", "rae", "4", "yes", "imported", "(speechae", "models", "info", "mine)"] in listed
+    refused = models("import", str(small_model(tmp_path)), "--name", "rae-256")
+    assert refused.returncode == cli.EXIT_ERROR and "is the name of a pretrained model" in refused.stderr

@@ -69,6 +69,23 @@ def test_local_pt_and_imported_safetensors_load_the_same_network(cache, tmp_path
     assert info["architecture"] == "rae" and info["bottleneck"] == "32" and info["source"] == "my_rae.pt"
 
 
+def test_importing_never_replaces_a_pretrained_or_other_model_by_mistake(cache, tmp_path):
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    torch.manual_seed(0)
+    torch.save(RecurrentAutoencoder(8).state_dict(), first)
+    torch.save(RecurrentAutoencoder(8).state_dict(), second)
+    with pytest.raises(ModelError, match="rae-256 is the name of a pretrained model"):
+        weights.import_weights(first, name="rae-256")
+    assert not (cache / "models" / "rae-256.safetensors").exists()
+    (mine,) = weights.import_weights(first, name="mine")
+    assert weights.import_weights(first, name="mine") == [mine]  # the same weights again
+    with pytest.raises(ModelError, match=r"a model named mine is imported already .*--replace"):
+        weights.import_weights(second, name="mine")
+    assert weights.load_model("mine").weights_sha256 == weights.load_model(first).weights_sha256
+    weights.import_weights(second, name="mine", replace=True)
+    assert weights.load_model("mine").weights_sha256 == weights.load_model(second).weights_sha256
+
+
 def test_pickled_code_is_never_run(tmp_path):
     class Evil:
         def __reduce__(self):

@@ -265,6 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("path", metavar="PATH")
     importer.add_argument("--name", help="name to import under (default: registry name or stem)")
+    importer.add_argument(
+        "--replace", action="store_true", help="replace an imported model of the same name"
+    )
     importer.set_defaults(handler=_models_import)
     info = actions.add_parser("info", help="show a model's metadata")
     info.add_argument("model", metavar="NAME_OR_PATH")
@@ -445,7 +448,7 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from speechae.weights import PRETRAINED, cache_dir
+    from speechae.weights import PRETRAINED, cache_dir, stored_metadata
 
     folder = cache_dir() / "models"
     print(f"{'name':<12} {'arch':<5} {'bottleneck':>10}  {'cached':<6}  description")
@@ -456,7 +459,12 @@ def _models_list(args: argparse.Namespace) -> int:
         )
     imported = sorted(p.stem for p in folder.glob("*.safetensors") if p.stem not in PRETRAINED)
     for name in imported:
-        print(f"{name:<12} {'':<5} {'':>10}  {'yes':<6}  imported (speechae models info {name})")
+        metadata = stored_metadata(folder / f"{name}.safetensors")
+        architecture, bottleneck = metadata.get("architecture", "?"), metadata.get("bottleneck", "?")
+        print(
+            f"{name:<12} {architecture:<5} {bottleneck:>10}  {'yes':<6}  imported "
+            f"(speechae models info {name})"
+        )
     print(f"cache: {folder}")
     return EXIT_OK
 
@@ -472,7 +480,7 @@ def _models_fetch(args: argparse.Namespace) -> int:
 def _models_import(args: argparse.Namespace) -> int:
     from speechae.weights import import_weights
 
-    for path in import_weights(args.path, name=args.name):
+    for path in import_weights(args.path, name=args.name, replace=args.replace):
         print(f"imported {path.stem}: {path}")
     return EXIT_OK
 

