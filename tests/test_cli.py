@@ -256,7 +256,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     (tmp_path / "folder.csv").mkdir()
     (tmp_path / "file").write_text("")
     for output, message in (
-        (tmp_path / "folder.csv", f"{tmp_path}/folder.csv: is a folder; give the path of the output file"),
+        (tmp_path / "folder.csv", f"{tmp_path}/folder.csv: is a folder; give the path of the file to write"),
         (tmp_path / "file" / "o.csv", f"{tmp_path}/file/o.csv: {tmp_path}/file is a file, not a folder"),
     ):
         result = run("extract", str(EXAMPLE), "-o", str(output), "--model", str(small_model(tmp_path)))
@@ -265,6 +265,8 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.csv", "small.pt"]
     merged = run("merge", str(tmp_path / "a.csv"), "-o", str(tmp_path / "folder.csv"))
     assert merged.returncode == cli.EXIT_ERROR and "is a folder" in merged.stderr
+    plotted = run("plot", str(EXAMPLE), "-o", str(tmp_path / "file" / "p.png"), "--model", "nowhere.pt")
+    assert plotted.returncode == cli.EXIT_ERROR and "file is a file, not a folder" in plotted.stderr
 
 
 def test_inputs_that_give_no_files_are_listed_with_the_failures(tmp_path):

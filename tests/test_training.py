@@ -158,7 +158,7 @@ def test_speaker_manifest_paths_are_relative_to_it(tmp_path):
         ({"learning_rate": math.nan}, "learning_rate must be a positive number, not nan"),
         ({"validation_fraction": 1.0}, r"validation_fraction must be between 0 and 1 .*, not 1.0"),
         ({"output": "model.pt"}, "output must be a .safetensors file, not 'model.pt'"),
-        ({"resume": True}, "resume=True but there is no checkpoint .*model.safetensors.checkpoints"),
+        ({"resume": True}, r"--resume \(resume=True\) but there is no checkpoint .*safetensors\.checkp"),
         ({"speakers": {}}, r"no speaker is given for '.*voice0.wav' \(5 files lack one\)"),
     ],
 )
@@ -166,6 +166,20 @@ def test_bad_arguments_are_rejected_naming_the_value(voices, tmp_path, arguments
     settings = {"output": tmp_path / "model.safetensors", "on_progress": quiet, **arguments}
     with pytest.raises(ParameterError, match=message):
         train(voices, **settings)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_training(voices, tmp_path, monkeypatch):
+    import speechae.training
+
+    monkeypatch.setattr(speechae.training, "_load_recordings", lambda *_: pytest.fail("training began"))
+    (tmp_path / "model.safetensors").mkdir()
+    (tmp_path / "file").write_text("")
+    for output, message in (
+        (tmp_path / "model.safetensors", "model.safetensors: is a folder"),
+        (tmp_path / "file" / "m.safetensors", "file is a file, not a folder"),
+    ):
+        with pytest.raises(ParameterError, match=message):
+            train(voices, output=output, on_progress=quiet)
 
 
 def test_too_few_usable_files_are_rejected_and_the_unusable_reported(voices, tmp_path):

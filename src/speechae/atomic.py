@@ -17,7 +17,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "partial_path"]
+from speechae.errors import ParameterError
+
+__all__ = ["atomic_path", "check_target", "partial_path"]
+
+
+def check_target(target: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a file that cannot be written; create its missing folders.
+
+    Example:
+        >>> import tempfile
+        >>> check_target(Path(tempfile.mkdtemp()) / "new" / "features.csv")  # the folder is made
+
+    Raises:
+        ParameterError: ``target`` is a folder, a part of its folder's path is a file, or the
+            folder cannot be created.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise ParameterError(f"{target}: is a folder; give the path of the file to write")
+    blocking = next((parent for parent in target.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ParameterError(f"{target}: {blocking} is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ParameterError(f"{target}: its folder cannot be created ({error.strerror or error})") from None
 
 
 def partial_path(target: str | os.PathLike[str]) -> Path:

@@ -376,9 +376,12 @@ def _report(args: argparse.Namespace, extractor, items, summary) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from speechae.atomic import check_target
     from speechae.extractor import Extractor
-    from speechae.plots import recording_figure, save_figure
+    from speechae.plots import check_figure_path, recording_figure, save_figure
 
+    check_figure_path(args.output)
+    check_target(args.output)
     extractor = Extractor(args.model, device=args.device)
     features = extractor.file_features(args.file, keep_spectrograms=True)
     figure = recording_figure(

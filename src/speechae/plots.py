@@ -37,6 +37,7 @@ from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig, mel_band_edges
 
 __all__ = [
     "FIGURE_FORMATS",
+    "check_figure_path",
     "dropped_spans",
     "error_profile_axes",
     "error_profile_figure",
@@ -452,6 +453,25 @@ def recording_figure(
     return figure
 
 
+def check_figure_path(path: str | os.PathLike[str]) -> str:
+    """The figure format named by ``path``'s extension: ``png``, ``svg`` or ``pdf``.
+
+    Example:
+        >>> check_figure_path("figures/talk.PDF")
+        'pdf'
+
+    Raises:
+        ParameterError: the extension is not one of those three.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FIGURE_FORMATS:
+        raise ParameterError(
+            f"{path}: unknown figure format {suffix!r}; use one of "
+            + ", ".join(f".{name}" for name in FIGURE_FORMATS)
+        )
+    return suffix
+
+
 def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> None:
     """Write a figure to ``path`` as PNG, SVG or PDF, chosen by the extension.
 
@@ -470,11 +490,6 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: float | No
         >>> save_figure(recording_figure(features), "recording.pdf")  # doctest: +SKIP
     """
     path = Path(path)
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in FIGURE_FORMATS:
-        raise ParameterError(
-            f"{path}: unknown figure format {suffix!r}; use one of "
-            + ", ".join(f".{name}" for name in FIGURE_FORMATS)
-        )
+    suffix = check_figure_path(path)
     with atomic_path(path) as partial:
         figure.savefig(partial, format=suffix, dpi=dpi or "figure")

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechae.atomic import atomic_path
+from speechae.atomic import atomic_path, check_target
 from speechae.audio import audio_duration, file_sha256, read_audio
 from speechae.engine import run_autoencoder
 from speechae.errors import (
@@ -717,8 +717,8 @@ def _save_checkpoint(state: dict[str, object], target: Path) -> None:
 def _read_checkpoint(target: Path, config: TrainingConfig) -> dict[str, object]:
     if not target.is_file():
         raise ParameterError(
-            f"resume=True but there is no checkpoint {target}; give the output of the interrupted run "
-            "or train without resume"
+            f"--resume (resume=True) but there is no checkpoint {target}; give the output of the "
+            "interrupted run or train without resuming"
         )
     state = torch.load(target, map_location="cpu", weights_only=True)
     for key, value in config.to_dict().items():
@@ -869,6 +869,8 @@ def train(
     output = Path(output)
     if output.suffix != ".safetensors":
         raise ParameterError(f"output must be a .safetensors file, not {os.fspath(output)!r}")
+    for target in (output, *_paths_beside(output)[1:]):  # before any training, not after it
+        check_target(target)
     config, initial = _training_config(
         architecture=architecture,
         bottleneck=bottleneck,
@@ -889,8 +891,8 @@ def train(
     state = _read_checkpoint(checkpoint_path, config) if resume else None
     if state is None and checkpoint_path.exists():
         raise ParameterError(
-            f"a checkpoint of an interrupted run exists in {checkpoint_path.parent}; pass resume=True "
-            "to continue it or delete the folder to start anew"
+            f"a checkpoint of an interrupted run exists in {checkpoint_path.parent}; continue it with "
+            "--resume (resume=True) or delete the folder to start anew"
         )
     base = DEFAULT_FRONTEND if initial is None else frontend_config(initial.metadata)
     cache = None if spectrogram_cache is None else Path(spectrogram_cache)

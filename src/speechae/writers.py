@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from speechae.atomic import partial_path
+from speechae.atomic import check_target, partial_path
 from speechae.errors import ParameterError
 
 __all__ = [
@@ -120,23 +120,14 @@ def check_output_path(path: str | os.PathLike[str], fmt: str | None = None) -> N
         >>> import tempfile
         >>> check_output_path(tempfile.mkdtemp(suffix=".csv"))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        speechae.errors.ParameterError: /...: is a folder; give the path of the output file
+        speechae.errors.ParameterError: /...: is a folder; give the path of the file to write
 
     Raises:
-        ParameterError: the output (or one of a Kaldi pair's files) is a folder, a part of its
-            folder's path is a file, or the folder cannot be created.
+        ParameterError: an unknown format, or :func:`speechae.atomic.check_target`'s reasons
+            for the output (both files of a Kaldi pair).
     """
-    path = Path(path)
-    for target in kaldi_paths(path) if format_of(path, fmt) == "kaldi" else (path,):
-        if target.is_dir():
-            raise ParameterError(f"{target}: is a folder; give the path of the output file")
-    blocking = next((parent for parent in path.parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise ParameterError(f"{path}: {blocking} is a file, not a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ParameterError(f"{path}: its folder cannot be created ({error.strerror or error})") from None
+    for target in kaldi_paths(path) if format_of(path, fmt) == "kaldi" else (Path(path),):
+        check_target(target)
 
 
 def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
