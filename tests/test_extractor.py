@@ -267,6 +267,8 @@ def test_a_segment_of_a_signal_reports_dropped_windows_at_recording_times(dynami
         ({"sampling_rate": "16k"}, r"rec: the sampling rate must be a positive number of Hz, not '16k'"),
         ({"signal": np.zeros((2, 48000))}, r"rec: a signal of shape \(2, 48000\) would have more channels"),
         ({"signal": np.zeros((48000, 2, 1))}, r"rec: a signal is \(samples,\) or \(samples, channels\)"),
+        ({"signal": np.ones(48000, complex)}, r"rec: samples must be integers or floats, not complex128"),
+        ({"signal": np.ones(48000, bool)}, r"rec: samples must be integers or floats, not bool"),
     ],
 )
 def test_signals_refuse_bad_segments_rates_and_shapes_in_one_sentence(dynamic, speech_like, options, message):

@@ -89,8 +89,19 @@ def test_rae_model_name():
     assert RepLearning("RAE").extract_features_file(EXAMPLE, fmt="npy").shape == (1, 1536)
 
 
+def test_attributes_are_disvoices():
+    replearning = RepLearning("cae")  # DisVoice's names in any case
+    assert replearning.size_bottleneck == 256
+    assert replearning.statistics == ["mean", "std", "skewness", "kurtosis"]
+    assert isinstance(replearning.head_dyn, np.ndarray) and replearning.head_dyn.tolist()[255:257] == [
+        "bottleneck_255",
+        "error_0",
+    ]
+    assert isinstance(replearning.head_st, list) and len(replearning.head_st) == 1536
+
+
 def test_plots_are_written_and_features_still_returned(tmp_path, reference):
     replearning = RepLearning("CAE", plots_dir=tmp_path)
     features = replearning.extract_features_file(EXAMPLE, static=True, plots=True, fmt="npy")
     np.testing.assert_allclose(features[0], reference["static"], rtol=1e-4, atol=1e-4)
-    assert (tmp_path / f"{EXAMPLE.stem}.png").stat().st_size > 10_000
+    assert (tmp_path / f"{EXAMPLE.name}.png").stat().st_size > 10_000

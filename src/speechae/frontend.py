@@ -331,6 +331,8 @@ def _blockwise_mean(samples: np.ndarray) -> np.floating:
 
 def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
     where = f"{name}: " if name else ""
+    if signal.dtype.kind not in "iuf":  # complex values would lose their imaginary part
+        raise ParameterError(f"{where}samples must be integers or floats, not {signal.dtype}")
     if signal.ndim not in (1, 2):
         raise ParameterError(
             f"{where}a signal is (samples,) or (samples, channels), not of shape {signal.shape}"

@@ -37,19 +37,23 @@ class RepLearning:
     """DisVoice-compatible interface: ``RepLearning('CAE')`` or ``RepLearning('RAE')``.
 
     Args:
-        model: ``"CAE"`` or ``"RAE"`` (DisVoice's names), or anything :class:`Extractor` takes.
+        model: ``"CAE"`` or ``"RAE"`` (DisVoice's names, in any case), or anything
+            :class:`Extractor` takes.
         device: ``"cpu"`` (default) or ``"cuda"``.
-        plots_dir: where ``plots=True`` writes ``<recording>.png`` outside Jupyter (in a notebook
-            the figure is shown inline instead).
+        plots_dir: where ``plots=True`` writes ``<recording name>.png`` (``a.wav.png``) outside
+            Jupyter (in a notebook the figure is shown inline instead).
     """
 
     def __init__(
         self, model: str = "CAE", *, device: str = "cpu", plots_dir: str | os.PathLike[str] = "."
     ) -> None:
-        self._extractor = Extractor(_MODELS.get(model, model), level="static", device=device)
-        sizes = (self._extractor.model.bottleneck, self._extractor.frontend.config.n_mels)
+        named = _MODELS.get(model.upper(), model) if isinstance(model, str) else model
+        self._extractor = Extractor(named, level="static", device=device)
+        self.size_bottleneck = self._extractor.model.bottleneck
+        self.statistics = ["mean", "std", "skewness", "kurtosis"]
+        sizes = (self.size_bottleneck, self._extractor.frontend.config.n_mels)
         self.head_st = static_feature_names(*sizes)
-        self.head_dyn = dynamic_feature_names(*sizes)
+        self.head_dyn = np.array(dynamic_feature_names(*sizes))  # an array in DisVoice too
         self.plots_dir = Path(plots_dir)
 
     def _features(self, audio: str | os.PathLike[str], plots: bool) -> FileFeatures:
@@ -68,7 +72,7 @@ class RepLearning:
 
             display(figure)
         else:
-            target = self.plots_dir / f"{audio.stem}.png"
+            target = self.plots_dir / f"{audio.name}.png"  # a.wav and a.flac apart
             save_figure(figure, target)
             logging.getLogger("speechae").info("figure of %s written to %s", audio, target)
 
