@@ -86,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "--level",
         choices=("static", "dynamic"),
         default=DEFAULT_LEVEL,
-        help="static: one row of 1536 functionals (mean, std, skewness, kurtosis) per file; "
-        "dynamic: one row of 384 features per 500 ms window, with start and end times "
+        help="static: one row of functionals (mean, std, skewness, kurtosis) per file, 1536 with "
+        "the pretrained models; dynamic: one row of features per 500 ms window (384), with start "
+        "and end times "
         f"(default: {DEFAULT_LEVEL})",
     )
     extract.add_argument(
@@ -361,6 +362,8 @@ def _report(args: argparse.Namespace, extractor, items, summary) -> None:
         "bottleneck": str(extractor.model.bottleneck),
         "weights sha256": extractor.model.weights_sha256,
         "level": extractor.level,
+        "precision": extractor.precision,
+        "device": str(extractor.device),
         "speechae": __version__,
         "command": " ".join(["speechae", *sys.argv[1:]]),
         "output": str(summary.output),

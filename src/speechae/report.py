@@ -162,8 +162,9 @@ def _dropped(records: pd.DataFrame, config: FrontEndConfig) -> str:
     affected = records[records["dropped"].fillna(0) > 0]
     note = (
         '<p class="note">A window is left out of the features, as in DisVoice, when its Mel '
-        "spectrogram has a value ≤ 0: it holds a run of digital silence (at least 512 samples of "
-        "exactly zero). The spans below are the times the dropped windows cover.</p>"
+        "spectrogram has a value ≤ 0: it holds at least 512 samples that are exactly zero once the "
+        "recording's mean is removed (digital silence in a recording whose mean is zero). The spans "
+        "below are the times the dropped windows cover.</p>"
     )
     if affected.empty:
         content = '<p class="note">No window was dropped.</p>'
