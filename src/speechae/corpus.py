@@ -707,7 +707,6 @@ _DIFFERENCES = {
     "settings": "the model, precision or front-end settings",
     "level": "the level (static or dynamic)",
     "batch_windows": "--batch-windows, so the shards split the inputs differently",
-    "inputs": "the inputs",
     "inputs_sha256": "the inputs",
 }
 
