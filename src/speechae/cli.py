@@ -266,9 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     importer.add_argument("path", metavar="PATH")
     importer.add_argument("--name", help="name to import under (default: registry name or stem)")
-    importer.add_argument(
-        "--replace", action="store_true", help="replace an imported model of the same name"
-    )
+    importer.add_argument("--replace", action="store_true", help="replace an imported model of the same name")
     importer.set_defaults(handler=_models_import)
     info = actions.add_parser("info", help="show a model's metadata")
     info.add_argument("model", metavar="NAME_OR_PATH")
