@@ -48,7 +48,7 @@ import torch
 
 from speechae.atomic import atomic_path
 from speechae.audio import audio_frames, file_sha256
-from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, TensorInputs, run_autoencoder
+from speechae.engine import DEFAULT_CHUNK, TensorInputs, run_autoencoder
 from speechae.errors import (
     DamagedStoreEntryError,
     DamagedStoreWarning,
@@ -311,7 +311,7 @@ def _offset(item: Item, features: FileFeatures) -> FileFeatures:
 class _BatchRunner:
     """Runs the network on one batch of prepared items, each file with its own statistics."""
 
-    def __init__(self, extractor, chunk_size: int, memory_budget: int) -> None:
+    def __init__(self, extractor, chunk_size: int, memory_budget: int | None) -> None:
         self.extractor = extractor
         self.chunk_size = chunk_size
         self.memory_budget = memory_budget
@@ -363,7 +363,7 @@ class _BatchRunner:
         return results
 
 
-def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int) -> ItemResult:
+def _long_item(extractor, planned: _Planned, chunk_size: int, memory_budget: int | None) -> ItemResult:
     """A recording too long for a shared batch: computed alone, in chunks, in this process."""
     item = planned.item
     try:
@@ -380,7 +380,7 @@ def _compute(
     entries: list[_Planned],
     prepared: list,
     chunk_size: int | None,
-    memory_budget: int,
+    memory_budget: int | None,
     long_file_windows: int,
 ) -> list[ItemResult]:
     """Results of one batch's entries, given each entry's front-end outcome (None for long files)."""
@@ -399,7 +399,11 @@ _WORKER_EXTRACTORS: dict[tuple, object] = {}
 
 
 def _compute_batch(
-    spec: dict, entries: list[_Planned], chunk_size: int | None, memory_budget: int, long_file_windows: int
+    spec: dict,
+    entries: list[_Planned],
+    chunk_size: int | None,
+    memory_budget: int | None,
+    long_file_windows: int,
 ) -> list[ItemResult]:
     """Worker task: a whole batch, front-end and network; the model is loaded once per worker."""
     from speechae.extractor import Extractor
@@ -427,7 +431,7 @@ def run_items(
     batch_windows: int = BATCH_WINDOWS,
     long_file_windows: int = LONG_FILE_WINDOWS,
     chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     progress: Progress | None = None,
 ) -> Iterator[ItemResult]:
     """Process items batch by batch; yields every item's result, batch after batch.
@@ -448,7 +452,8 @@ def run_items(
         batch_windows: windows per network batch (see :func:`plan_batches`).
         long_file_windows: longer recordings are processed alone, in chunks.
         chunk_size: windows per forward step (see :func:`speechae.engine.run_autoencoder`).
-        memory_budget: bytes of activations kept between layers.
+        memory_budget: bytes of activations kept between layers (default:
+            :func:`~speechae.engine.memory_budget_for` the device).
         progress: told the work planned, then each result.
     """
     config = extractor.frontend.config

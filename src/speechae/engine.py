@@ -48,6 +48,7 @@ __all__ = [
     "NetworkOutput",
     "TensorInputs",
     "chunk_for",
+    "memory_budget_for",
     "run_autoencoder",
 ]
 
@@ -135,6 +136,23 @@ def chunk_for(device: torch.device | str) -> int:
         16
     """
     return CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
+
+
+def memory_budget_for(device: torch.device | str) -> int:
+    """Bytes of spectrograms and activations kept at once on ``device`` unless told otherwise.
+
+    On a CPU they count towards the process's memory: 768 MiB keeps an hour-long file under
+    2 GB. On a GPU they take the GPU's own memory, an eighth of it (at least as much as on a CPU),
+    which keeps an hour-long file's layers there instead of recomputing them.
+
+    Example:
+        >>> memory_budget_for("cpu") // 2**20
+        768
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return DEFAULT_MEMORY_BUDGET
+    return max(DEFAULT_MEMORY_BUDGET, torch.cuda.get_device_properties(device).total_memory // 8)
 
 
 def _stage_chunks(network: nn.Module, device: torch.device, chunk_size: int | None) -> list[int]:
@@ -376,7 +394,7 @@ def run_autoencoder(
     file_index: torch.Tensor,
     *,
     chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     keep_reconstruction: bool = False,
     precision: str = "fp32",
     spill: Spill | None = None,
@@ -391,7 +409,8 @@ def run_autoencoder(
         chunk_size: windows per forward step (default: per stage and device, see
             :func:`chunk_for`). Steps never mix files, so a file's results have the same bits
             whichever files share the batch.
-        memory_budget: bytes of activations that may be kept between layers.
+        memory_budget: bytes of activations that may be kept between layers (default:
+            :func:`memory_budget_for` the device).
         keep_reconstruction: also return the decoded spectrograms.
         precision: ``"fp32"`` (exact, the default) or ``"bf16"``: convolutions and linear layers
             in bfloat16 under autocast, BatchNorm statistics still summed in float64. Faster on
@@ -404,6 +423,8 @@ def run_autoencoder(
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     retain_freed_memory()
+    if memory_budget is None:
+        memory_budget = memory_budget_for(file_index.device)
     steps = _stage_chunks(network, file_index.device, chunk_size)
     # cuDNN rounds convolution inputs to TF32 (10-bit mantissa) by default on Ampere and newer
     # GPUs (errors of 1e-3, a hundred times the parity tolerance), and even in float32 its kernels
@@ -429,7 +450,7 @@ def _run(
     inputs: WindowInputs,
     file_index: torch.Tensor,
     steps: list[int],
-    memory_budget: int,
+    memory_budget: int | None,
     keep_reconstruction: bool,
     spill: Spill | None,
     disk_budget: int,

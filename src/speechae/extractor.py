@@ -36,7 +36,7 @@ from speechae.audio import (
     segment_frames,
     spool_audio,
 )
-from speechae.engine import DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET, PRECISIONS
+from speechae.engine import DEFAULT_CHUNK, PRECISIONS
 from speechae.errors import (
     AudioError,
     DroppedWindowsWarning,
@@ -287,7 +287,7 @@ class Extractor:
         name = os.fspath(file)
         conditioned, duration, offset = self._conditioned_recording(file, start, end, name)
         features = self._conditioned_features(
-            conditioned, duration, name, keep_spectrograms, DEFAULT_CHUNK, DEFAULT_MEMORY_BUDGET
+            conditioned, duration, name, keep_spectrograms, DEFAULT_CHUNK, None
         )
         _warn_dropped(features, name, offset)
         return name, offset, features
@@ -307,7 +307,7 @@ class Extractor:
         name: str = "",
         keep_spectrograms: bool = False,
         chunk_size: int | None = DEFAULT_CHUNK,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory_budget: int | None = None,
     ) -> FileFeatures:
         """Per-window features of one signal, alone in its batch, in bounded memory.
 
@@ -329,7 +329,7 @@ class Extractor:
         end: float | None = None,
         keep_spectrograms: bool = False,
         chunk_size: int | None = DEFAULT_CHUNK,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        memory_budget: int | None = None,
     ) -> FileFeatures:
         """:meth:`signal_features` of a file, whose samples are released before the network runs.
 
@@ -373,7 +373,7 @@ class Extractor:
         name: str,
         keep_spectrograms: bool,
         chunk_size: int | None,
-        memory_budget: int,
+        memory_budget: int | None,
     ) -> FileFeatures:
         """Features of a conditioned signal, whose temporary file (if any) is closed here.
 

@@ -24,11 +24,11 @@ from torch import nn
 
 from speechae.engine import (
     DEFAULT_CHUNK,
-    DEFAULT_MEMORY_BUDGET,
     NetworkOutput,
     Spill,
     SpillStorage,
     TensorInputs,
+    memory_budget_for,
     run_autoencoder,
 )
 from speechae.errors import TemporaryStorageError
@@ -247,7 +247,7 @@ def transform_conditioned(
     frontend: LogMelFrontEnd,
     *,
     device: str | torch.device = "cpu",
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     spill: Spill | None = None,
 ) -> PreparedRecording:
     """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original).
@@ -261,6 +261,8 @@ def transform_conditioned(
     n_windows = window_count(len(conditioned), config=config)
     starts = window_starts(n_windows, config=config)
     window_shape = (1, config.n_mels, config.n_frames)
+    if memory_budget is None:
+        memory_budget = memory_budget_for(device)
     in_memory = n_windows * 4 * int(np.prod(window_shape)) <= memory_budget
     spilled = None if in_memory else _spilled_inputs(spill, n_windows, window_shape, device)
     scaled, kept = [], np.zeros(n_windows, dtype=bool)
@@ -338,7 +340,7 @@ def compute_features(
     device: str | torch.device = "cpu",
     keep_spectrograms: bool = False,
     chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     precision: str = "fp32",
     name: str = "",
 ) -> FileFeatures:
@@ -356,7 +358,8 @@ def compute_features(
         device: where the front-end and network run.
         keep_spectrograms: also return the scaled input and reconstructed spectrograms.
         chunk_size: windows per forward step.
-        memory_budget: bytes of spectrograms and activations kept in memory at once.
+        memory_budget: bytes of spectrograms and activations kept in memory at once (default:
+            :func:`~speechae.engine.memory_budget_for` the device).
         precision: ``"fp32"`` (exact) or ``"bf16"`` (fast, approximate).
         name: the recording's file, for warnings.
 
@@ -387,7 +390,7 @@ def conditioned_features(
     device: str | torch.device = "cpu",
     keep_spectrograms: bool = False,
     chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     precision: str = "fp32",
     spill: Spill | None = None,
 ) -> FileFeatures:
