@@ -28,6 +28,9 @@ needs_shared = pytest.mark.skipif(
     "checkout; the committed example still checks parity",
 )
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])]
+
 
 def copy_corpus(folder: Path, names: list[str]) -> Path:
     """Copy shared recordings into ``folder`` (skipping the test where ../shared is absent)."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLE, Spills
+from conftest import DEVICES, EXAMPLE, Spills
 from speechae import engine
 from speechae.audio import read_audio
 from speechae.engine import TensorInputs, run_autoencoder
@@ -39,8 +40,15 @@ def test_chunked_statistics_equal_one_batch(small_cae, chunk, budget):
     torch.testing.assert_close(result.error, expected_error, rtol=1e-4, atol=1e-9)
 
 
-def test_files_sharing_chunks_keep_their_own_statistics(small_cae):
-    small_cae = small_cae.to(memory_format=torch.channels_last)  # as loaded (build_autoencoder)
+# CPU convolutions keep the layout of the loaded (channels-last) weights; CUDA's give NCHW
+LAYOUTS = pytest.mark.parametrize(
+    "layout", [torch.channels_last, torch.contiguous_format], ids=["channels-last", "NCHW"]
+)
+
+
+@LAYOUTS
+def test_files_sharing_chunks_keep_their_own_statistics(small_cae, layout):
+    small_cae = small_cae.to(memory_format=layout)
     torch.manual_seed(1)
     a, b, c = torch.rand(5, 1, 128, 126), torch.rand(2, 1, 128, 126) * 0.5, torch.rand(4, 1, 128, 126)
     index = torch.tensor([0] * 5 + [1] * 2 + [2] * 4)
@@ -54,19 +62,23 @@ def test_files_sharing_chunks_keep_their_own_statistics(small_cae):
 
 
 @pytest.mark.weights
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("model", ["cae", "rae"])
-def test_a_files_features_have_the_same_bits_whichever_files_share_its_batch(model, request):
+def test_a_files_features_have_the_same_bits_whichever_files_share_its_batch(model, device, request):
     # float32 matrix products round differently with their number of rows (here with fewer than
     # four, and for one window), so each file meets the network in steps of its own
-    network = request.getfixturevalue(model).model.network
+    network = copy.deepcopy(request.getfixturevalue(model).model.network).to(device)
     torch.manual_seed(3)
     with torch.inference_mode():
         for windows in (1, 2, 7):
-            file = torch.rand(windows, 1, 128, 126)
-            alone = run_autoencoder(network, TensorInputs(file), one_file(windows))
+            file = torch.rand(windows, 1, 128, 126, device=device)
+            alone = run_autoencoder(network, TensorInputs(file), one_file(windows).to(device))
             for before, after in ((1, 0), (0, 1), (3, 5), (255, 3)):
-                batch = torch.cat([torch.rand(before, 1, 128, 126), file, torch.rand(after, 1, 128, 126)])
-                index = torch.tensor([0] * before + [1] * windows + [2] * after)
+                noise_before, noise_after = (
+                    torch.rand(n, 1, 128, 126, device=device) for n in (before, after)
+                )
+                batch = torch.cat([noise_before, file, noise_after])
+                index = torch.tensor([0] * before + [1] * windows + [2] * after, device=device)
                 index = torch.unique_consecutive(index, return_inverse=True)[1]
                 joint = run_autoencoder(network, TensorInputs(batch), index)
                 rows = slice(before, before + windows)
@@ -74,20 +86,24 @@ def test_a_files_features_have_the_same_bits_whichever_files_share_its_batch(mod
                 torch.testing.assert_close(joint.error[rows], alone.error, rtol=0, atol=0)
 
 
+@LAYOUTS
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
-    "spills",
-    [Spills(), Spills(refused=(1, 3, 5)), Spills(writable=500_000)],
+    "spill_settings",
+    [{}, {"refused": (1, 3, 5)}, {"writable": 500_000}],
     ids=["every layer spilled", "some refused", "disks fill up"],
 )
-def test_spilled_activations_give_the_bits_of_activations_kept_in_memory(small_cae, spills, monkeypatch):
+def test_spilled_activations_give_the_bits_of_activations_kept_in_memory(
+    small_cae, spill_settings, device, layout, monkeypatch
+):
+    spills = Spills(**spill_settings)
     monkeypatch.setattr(engine, "SPILL_WINDOW_VALUES", 2**30)  # every layer worth spilling
-    small_cae = small_cae.to(memory_format=torch.channels_last)  # as loaded (build_autoencoder)
+    small_cae = small_cae.to(device, memory_format=layout)
     torch.manual_seed(2)
-    x = torch.rand(10, 1, 128, 126)
-    kept = run_autoencoder(small_cae, TensorInputs(x), one_file(10), chunk_size=3, memory_budget=2**30)
-    spilled = run_autoencoder(
-        small_cae, TensorInputs(x), one_file(10), chunk_size=3, memory_budget=0, spill=spills
-    )
+    x = torch.rand(10, 1, 128, 126, device=device)
+    index = one_file(10).to(device)
+    kept = run_autoencoder(small_cae, TensorInputs(x), index, chunk_size=3, memory_budget=2**30)
+    spilled = run_autoencoder(small_cae, TensorInputs(x), index, chunk_size=3, memory_budget=0, spill=spills)
     assert spills.calls == 7 and all(spool.closed for spool in spills.created)
     torch.testing.assert_close(spilled.code, kept.code, rtol=0, atol=0)
     torch.testing.assert_close(spilled.error, kept.error, rtol=0, atol=0)
@@ -104,6 +120,15 @@ def test_large_layers_and_layers_beyond_the_disk_budget_are_recomputed_not_spill
     assert spills.calls == 0
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_default_budget_keeps_on_a_gpu_the_layers_a_cpu_spills(small_cae, device, monkeypatch):
+    monkeypatch.setattr(engine, "DEFAULT_MEMORY_BUDGET", 100_000)  # below every layer of 6 windows
+    x = torch.rand(6, 1, 128, 126, device=device)
+    spills = Spills()
+    run_autoencoder(small_cae.to(device), TensorInputs(x), one_file(6).to(device), spill=spills)
+    assert spills.calls == (5 if device == "cpu" else 0)
+
+
 def test_rae_chunks_are_independent(small_rae):
     x = torch.rand(7, 1, 128, 126)
     whole = run_autoencoder(small_rae, TensorInputs(x), one_file(7))
@@ -112,14 +137,15 @@ def test_rae_chunks_are_independent(small_rae):
 
 
 @pytest.mark.weights
-def test_long_file_path_equals_in_memory_run_with_pretrained_cae(cae):
+@pytest.mark.parametrize("device", DEVICES)
+def test_long_file_path_equals_in_memory_run_with_pretrained_cae(cae, device):
     """A budget too small for the spectrograms forces recomputation from the signal in chunks."""
     signal, rate = read_audio(EXAMPLE)
     signal = np.concatenate([signal, signal[::-1], signal])  # 11.6 s, 45 windows
-    network = cae.model.network
-    in_memory = compute_features(signal, rate, network, frontend=cae.frontend)
+    network = copy.deepcopy(cae.model.network).to(device)
+    in_memory = compute_features(signal, rate, network, frontend=cae.frontend, device=device)
     chunked = compute_features(
-        signal, rate, network, frontend=cae.frontend, chunk_size=8, memory_budget=200_000
+        signal, rate, network, frontend=cae.frontend, device=device, chunk_size=8, memory_budget=200_000
     )
     assert len(chunked.starts) == len(in_memory.starts) == 45
     np.testing.assert_allclose(chunked.bottleneck, in_memory.bottleneck, rtol=0, atol=1e-5)

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from conftest import CORPUS, needs_shared
+from conftest import CORPUS, DEVICES, needs_shared
 from speechae import Extractor
 from speechae.audio import read_audio
 from speechae.errors import DroppedWindowsWarning, ParameterError, SkippedFileWarning
@@ -202,10 +202,14 @@ def test_file_batch_norm_ignores_train_and_eval_mode():
 # --- training on synthetic recordings (always run) ---
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("architecture", ["cae", "rae"])
-def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(architecture, voices, tmp_path):
+def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(
+    architecture, device, voices, tmp_path
+):
     settings = {
         "architecture": architecture,
+        "device": device,
         "bottleneck": 8,
         "epochs": 2,
         "learning_rate": 1e-3,
@@ -313,13 +317,16 @@ def test_early_stopping_keeps_the_best_epoch(voices, tmp_path):
     assert evaluate(result.output, result.validation_files) == pytest.approx(min(losses), rel=1e-9)
 
 
-def test_mixed_precision_trains_on_the_cpu(voices, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("architecture", ["cae", "rae"])
+def test_mixed_precision_trains(architecture, device, voices, tmp_path):
     result = train(
         voices,
         output=tmp_path / "m.safetensors",
-        architecture="rae",
+        architecture=architecture,
         bottleneck=4,
         epochs=1,
+        device=device,
         mixed_precision=True,
         on_progress=quiet,
     )

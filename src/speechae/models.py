@@ -64,16 +64,13 @@ class ChannelMoments:
 
     def update(self, x: torch.Tensor, file_index: torch.Tensor) -> None:
         """Add a chunk ``x`` ``(n, c, h, w)`` whose windows belong to the files in ``file_index``."""
-        x = x.float()  # bfloat16 activations (fast mode) are summed in float32, then float64
-        # Reducing one axis of an (n, pixels, c) or (n, c, pixels) view is ten times faster than
-        # reducing (h, w) of a channels-last tensor.
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            values, pixel_axis = x.permute(0, 2, 3, 1).flatten(1, 2), 1
-            shift_shape = (1, -1)
-        else:
-            values, pixel_axis = x.flatten(2), 2
-            shift_shape = (-1, 1)
-        pixels = values.shape[pixel_axis]
+        # bfloat16 activations (fast mode) are summed in float32, then float64. The sums run over
+        # an (n, pixels, c) view whatever the layout of x: the order of a sum, and with it its
+        # rounding, follows the layout (CUDA's convolutions give NCHW, the kept buffers hold
+        # channels-last), and reducing one axis of a view is ten times faster than reducing (h, w).
+        x = x.float().contiguous(memory_format=torch.channels_last)
+        values = x.permute(0, 2, 3, 1).flatten(1, 2)
+        pixels = values.shape[1]
         counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * pixels
         unseen = (self.count == 0) & (counts > 0)
         if unseen.any():
@@ -82,13 +79,14 @@ class ChannelMoments:
             first = torch.ones_like(file_index, dtype=torch.bool)
             first[1:] = file_index[1:] != file_index[:-1]
             for window in torch.nonzero(first & unseen[file_index]).flatten().tolist():
-                window_sum = values[window].double().sum(dim=pixel_axis - 1)
+                window_sum = values[window].double().sum(dim=0)
                 self.shift[file_index[window]] = window_sum / pixels
         shift = self.shift.to(x.dtype)[file_index]
-        centred = values - shift.view(len(file_index), *shift_shape)
-        self.shifted_sum.index_add_(0, file_index, centred.sum(dim=pixel_axis).double())
+        centred = values - shift.view(len(file_index), 1, -1)
+        runs = _file_runs(file_index)
+        _add_per_file(self.shifted_sum, centred.sum(dim=1).double(), runs)
         centred.square_()
-        self.shifted_squares.index_add_(0, file_index, centred.sum(dim=pixel_axis).double())
+        _add_per_file(self.shifted_squares, centred.sum(dim=1).double(), runs)
         self.count += counts
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,6 +94,26 @@ class ChannelMoments:
         count = self.count[:, None]
         offset = self.shifted_sum / count
         return self.shift + offset, self.shifted_squares / count - offset.square()
+
+
+def _file_runs(file_index: torch.Tensor) -> list[tuple[int, int, int]]:
+    """``(file, first, last)`` of each run of consecutive windows of one file."""
+    files, counts = torch.unique_consecutive(file_index, return_counts=True)
+    lasts = counts.cumsum(0).tolist()
+    return [
+        (file, last - count, last)
+        for file, count, last in zip(files.tolist(), counts.tolist(), lasts, strict=True)
+    ]
+
+
+def _add_per_file(totals: torch.Tensor, rows: torch.Tensor, runs: list[tuple[int, int, int]]) -> None:
+    """Add each run's rows to its file's total, in an order fixed by the run alone.
+
+    ``index_add_`` would be shorter, but on CUDA it adds with atomics in an order that changes
+    from call to call, and so did the float32 statistics in their last bit.
+    """
+    for file, first, last in runs:
+        totals[file] += rows[first:last].sum(dim=0)
 
 
 class FileBatchNorm2d(nn.BatchNorm2d):
@@ -313,14 +331,18 @@ class ConvAutoencoder(nn.Module):
         """Run stage ``k``; returns ``(output, bottleneck or None)``.
 
         For ``k >= 1``, ``x`` is a norm's output and is overwritten (activation in place).
-        Stages 0-6 write their output into ``out`` when given (a dense channels-last tensor).
+        Stages 0-6 give channels-last outputs and write them into ``out`` when given (a dense
+        channels-last tensor). Convolutions round differently with the layout of their input, and
+        CUDA's return NCHW: one layout keeps a window's numbers the same whether its activations
+        were kept, read back from a file or recomputed.
         """
         enc, dec = self.encoder, self.decoder
-        if k == 0:
-            return max_pool_2x2(enc.conv1(x), out), None
-        x = F.leaky_relu(x, inplace=True)
         if k < 4:
-            return max_pool_2x2(getattr(enc, f"conv{k + 1}")(x), out), None
+            if k > 0:
+                x = F.leaky_relu(x, inplace=True)
+            pooled = max_pool_2x2(getattr(enc, f"conv{k + 1}")(x), out)
+            return pooled.contiguous(memory_format=torch.channels_last), None
+        x = F.leaky_relu(x, inplace=True)
         if k == 4:
             code = enc.linear(x.flatten(1))
             expanded = dec.linear(code).view(-1, 128, 8, 7).contiguous(memory_format=torch.channels_last)
