@@ -3,9 +3,11 @@
 Run on a machine with a CUDA GPU, with a folder holding the shared corpus recordings and their
 parity references (``<recording>.<CAE|RAE>.npz``) and the model cache:
 
-    SPEECHAE_CACHE_DIR=cache python benchmarks/gpu_check.py DATA_DIR [--minutes 10]
+    SPEECHAE_CACHE_DIR=cache python benchmarks/gpu_check.py DATA_DIR [--minutes 60]
 
-Prints one JSON line per check and a final line ``N passed, M failed``.
+Prints one JSON line per check and a final line ``N passed, M failed``. The long file runs on the
+GPU in fp32 (with the GPU's memory budget and with the CPU's) and bf16 and, as a baseline on the
+same machine, on its CPU; each row's deviation is from the first run of its model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from speechae import Extractor
 from speechae.corpus import extract_corpus
+from speechae.engine import DEFAULT_MEMORY_BUDGET, memory_budget_for
 from speechae.inputs import collect_items
 
 TOLERANCES = {"static": (1e-4, 1e-4), "bottleneck": (1e-5, 0.0), "error": (1e-9, 1e-4)}
@@ -61,6 +64,21 @@ def parity(data: Path) -> list[dict]:
     return rows
 
 
+def timed_run(extractor: Extractor, audio: Path, memory_budget: int | None) -> tuple[float, np.ndarray]:
+    """Seconds of the second of two runs (the first warms kernels and allocator), static features."""
+    extractor.recording_features(audio, memory_budget=memory_budget)
+    synchronize(extractor.device)
+    started = time.perf_counter()
+    features = extractor.recording_features(audio, memory_budget=memory_budget)
+    synchronize(extractor.device)
+    return time.perf_counter() - started, features.static
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def throughput(data: Path, minutes: float) -> list[dict]:
     recordings = [sf.read(p, dtype="float32") for p in sorted(data.glob("*.wav"))]
     signal = np.concatenate([s if s.ndim == 1 else s.mean(axis=1) for s, rate in recordings if rate == 16000])
@@ -69,25 +87,34 @@ def throughput(data: Path, minutes: float) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         long_file = Path(tmp) / "long.wav"
         sf.write(long_file, signal, 16000, subtype="FLOAT")
-        for model in ("cae-256", "rae-256"):
-            extractor = Extractor(model, device="cuda")
-            extractor.process_file(long_file)  # warm-up: kernels and allocator
-            torch.cuda.synchronize()
-            started = time.perf_counter()
-            extractor.process_file(long_file)
-            torch.cuda.synchronize()
-            seconds = time.perf_counter() - started
-            rows.append(
-                {
-                    "check": "long file",
-                    "model": model,
-                    "audio_s": minutes * 60,
-                    "wall_s": round(seconds, 3),
-                    "x_real_time": round(minutes * 60 / seconds, 1),
-                    "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20),
-                    "ok": True,
-                }
-            )
+        exact = {}
+        # (model, device, precision, memory budget): None is the device's default
+        runs = [("cae-256", "cuda", "fp32", None), ("rae-256", "cuda", "fp32", None)]
+        runs += [("cae-256", "cuda", "bf16", None), ("cae-256", "cuda", "fp32", DEFAULT_MEMORY_BUDGET)]
+        runs += [("cae-256", "cpu", "fp32", None), ("rae-256", "cpu", "fp32", None)]
+        for model, device, precision, budget in runs:
+            torch.cuda.reset_peak_memory_stats()
+            extractor = Extractor(model, device=device, precision=precision)
+            seconds, static = timed_run(extractor, long_file, budget)
+            row = {
+                "check": "long file",
+                "model": model,
+                "device": device,
+                "precision": precision,
+                "memory_budget_mb": (budget or memory_budget_for(device)) // 2**20,
+                "audio_s": minutes * 60,
+                "wall_s": round(seconds, 3),
+                "x_real_time": round(minutes * 60 / seconds, 1),
+                "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20),
+                "ok": True,
+            }
+            if model not in exact:
+                exact[model] = static
+            else:
+                deviation = worst_excess(static, exact[model], "static")
+                row["static_vs_first_run_in_tolerances"] = deviation
+                row["ok"] = precision == "bf16" or deviation <= 1.0
+            rows.append(row)
         items, _ = collect_items([data])
         audio_s = sum(sf.info(item.path).duration for item in items)
         started = time.perf_counter()
@@ -114,7 +141,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data", type=Path)
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=60.0)
     args = parser.parse_args()
     print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__}))
     rows = parity(args.data) + throughput(args.data, args.minutes)
