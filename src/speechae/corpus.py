@@ -60,7 +60,7 @@ from speechae.errors import (
 from speechae.extractor import recording_samples
 from speechae.features import FileFeatures, transform_conditioned
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd, condition_signal, window_count
-from speechae.inputs import Item, item_order, printable
+from speechae.inputs import Item, item_order, printable, segment_span, with_segment
 from speechae.progress import Progress, clock
 from speechae.store import FeatureStore, entry_key, store_path
 from speechae.writers import TableWriter, check_kaldi_key, check_output_path, format_of
@@ -136,7 +136,7 @@ def _result(planned: _Planned, **outcome: object) -> ItemResult:
 def _describe(item: Item, error: BaseException) -> SpeechaeError:
     """The error as one sentence that names the file (and segment)."""
     path = printable(item.path)
-    where = f"{path} [{_segment(item)} s]" if item.is_segment else path
+    where = with_segment(path, item.start, item.end)
     message = printable(str(error))
     if not isinstance(error, SpeechaeError):
         return ExtractionError(f"{where}: unexpected error ({type(error).__name__}: {message})")
@@ -942,16 +942,12 @@ def _reusable(store: FeatureStore, entry: _Planned) -> bool:
 
 def _label(item: Item) -> str:
     """How an item is named in records: its key, with the segment when it is one."""
-    return f"{item.key} [{_segment(item)} s]" if item.is_segment else item.key
+    return with_segment(item.key, item.start, item.end)
 
 
 def _kaldi_key(item: Item) -> str:
     """An item's Kaldi key: its key, with the segment when it is one (``talk.wav[1-3.5]``)."""
-    return f"{item.key}[{_segment(item)}]" if item.is_segment else item.key
-
-
-def _segment(item: Item) -> str:
-    return f"{item.start or 0:g}-{'end' if item.end is None else f'{item.end:g}'}"
+    return f"{item.key}[{segment_span(item.start, item.end)}]" if item.is_segment else item.key
 
 
 def _write_table(

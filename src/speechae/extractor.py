@@ -62,6 +62,7 @@ from speechae.frontend import (
     frontend_config,
     spools_conditioned,
 )
+from speechae.inputs import with_segment
 from speechae.weights import LoadedModel, load_model
 
 __all__ = ["LEVELS", "Extractor", "recording_samples"]
@@ -285,9 +286,10 @@ class Extractor:
         keep_spectrograms: bool = False,
     ) -> tuple[str, float, FileFeatures]:
         name = os.fspath(file)
-        conditioned, duration, offset = self._conditioned_recording(file, start, end, name)
+        label = with_segment(name, start, end)
+        conditioned, duration, offset = self._conditioned_recording(file, start, end, label)
         features = self._conditioned_features(
-            conditioned, duration, name, keep_spectrograms, DEFAULT_CHUNK, None
+            conditioned, duration, label, keep_spectrograms, DEFAULT_CHUNK, None
         )
         _warn_dropped(features, name, offset)
         return name, offset, features
@@ -336,22 +338,24 @@ class Extractor:
         Example:
             >>> features = Extractor("cae-256").recording_features("talk.wav")  # doctest: +SKIP
         """
-        name = os.fspath(path)
-        conditioned, duration, _ = self._conditioned_recording(path, start, end, name)
+        label = with_segment(os.fspath(path), start, end)
+        conditioned, duration, _ = self._conditioned_recording(path, start, end, label)
         return self._conditioned_features(
-            conditioned, duration, name, keep_spectrograms, chunk_size, memory_budget
+            conditioned, duration, label, keep_spectrograms, chunk_size, memory_budget
         )
 
     def _conditioned_recording(
-        self, path: str | os.PathLike[str], start: float | None, end: float | None, name: str
+        self, path: str | os.PathLike[str], start: float | None, end: float | None, label: str
     ) -> tuple[np.ndarray, float, float]:
         """The conditioned signal, the seconds read and the time of the first frame read.
+
+        ``label`` names the recording (and segment) in errors.
 
         The samples as read die with this call.
         """
         with recording_samples(path, start, end, self.frontend.config) as (signal, sampling_rate):
             first = segment_frames(start, end, sampling_rate, 0)[0]
-            conditioned = self._condition(signal, sampling_rate, name)
+            conditioned = self._condition(signal, sampling_rate, label)
             return conditioned, len(signal) / sampling_rate, first / sampling_rate
 
     def _condition(self, signal: np.ndarray, sampling_rate: int, name: str) -> np.ndarray | ConditionedSignal:

@@ -40,6 +40,8 @@ __all__ = [
     "item_order",
     "parse_shard",
     "printable",
+    "segment_span",
+    "with_segment",
 ]
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -62,6 +64,26 @@ class Item:
     def is_segment(self) -> bool:
         """Whether only part of the recording is processed."""
         return self.start is not None or self.end is not None
+
+
+def segment_span(start: float | None, end: float | None) -> str:
+    """A segment as labels and keys write it.
+
+    Example:
+        >>> segment_span(1.0, 3.5), segment_span(None, 2.0), segment_span(60.0, None)
+        ('1-3.5', '0-2', '60-end')
+    """
+    return f"{start or 0:g}-{'end' if end is None else f'{end:g}'}"
+
+
+def with_segment(name: str, start: float | None, end: float | None) -> str:
+    """``name`` followed by its segment, when only part of the recording is meant.
+
+    Example:
+        >>> with_segment("talk.wav", 1.0, None), with_segment("talk.wav", None, None)
+        ('talk.wav [1-end s]', 'talk.wav')
+    """
+    return name if start is None and end is None else f"{name} [{segment_span(start, end)} s]"
 
 
 def printable(text: str) -> str:
