@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,6 +158,28 @@ def test_plot_writes_a_figure(tmp_path):
     assert image.shape[0] > 400 and image.std() > 0.05
     bad = run("plot", str(EXAMPLE), "-o", str(tmp_path / "figure.jpg"))
     assert bad.returncode == cli.EXIT_ERROR and "unknown figure format 'jpg'" in bad.stderr
+
+
+@pytest.mark.weights
+def test_plot_draws_a_segment_and_names_it_in_errors(tmp_path):
+    result = run("plot", str(EXAMPLE), "--start", "1", "--end", "3.5", "-o", str(tmp_path / "part.svg"))
+    assert result.returncode == 0 and "1.00–3.50 s" in (tmp_path / "part.svg").read_text()
+    short = run("plot", str(EXAMPLE), "--end", "0.3", "-o", str(tmp_path / "short.png"))
+    assert short.returncode == cli.EXIT_ERROR
+    assert f"{EXAMPLE} [0-0.3 s]: the audio lasts 0.300 s" in short.stderr
+
+
+@pytest.mark.weights
+def test_a_report_of_segments_draws_them(tmp_path):
+    manifest = tmp_path / "segments.csv"
+    manifest.write_text("file,start,end\nexample.wav,0.5,3\nexample.wav,,\n")
+    shutil.copy(EXAMPLE, tmp_path / "example.wav")
+    report = tmp_path / "report.html"
+    result = run("extract", str(manifest), "-o", str(tmp_path / "out.csv"), "--report", str(report), "-q")
+    assert result.returncode == 0, result.stderr
+    captions = re.findall(r"<figcaption>#\d ([^<]*)</figcaption>", report.read_text())
+    recording = str(tmp_path / "example.wav")
+    assert sorted(captions) == [recording, f"{recording} [0.5-3 s]"]
 
 
 @pytest.mark.weights

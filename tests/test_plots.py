@@ -117,6 +117,18 @@ def test_no_kept_window_covers_the_gap_of_dropped_windows(dropped_features):
     np.testing.assert_allclose(edges[column : column + 2], [1.252, 1.498])
 
 
+@pytest.mark.weights
+def test_a_segment_is_drawn_on_the_time_axis_of_its_recording(cae):
+    features = cae.file_features(EXAMPLE, start=1.0, end=3.5, keep_spectrograms=True)
+    assert features.offset == 1.0 and features.duration == pytest.approx(2.5)
+    figure = recording_figure(features, title="a segment")
+    panels = axes_by_label(figure)
+    for name in ("input", "reconstruction", "window error"):
+        assert panels[name].get_xlim() == pytest.approx((1.0, 3.5))
+    assert panels["input"].get_title(loc="right") == ""  # the tiles cover the segment
+    assert "1.00–3.50 s · 9 windows kept" in figure.get_suptitle()
+
+
 def test_every_window_is_shown_around_its_centre(small_cae, speech_like):
     features = with_spectrograms(small_cae, speech_like, 16000)
     axes = Figure().add_subplot()

@@ -178,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or path (default: {DEFAULT_MODEL})")
     plot.add_argument("--device", default=DEFAULT_DEVICE, help=f"cpu or cuda (default: {DEFAULT_DEVICE})")
+    plot.add_argument(
+        "--start", type=float, default=None, metavar="SECONDS", help="draw from here (default: the beginning)"
+    )
+    plot.add_argument(
+        "--end", type=float, default=None, metavar="SECONDS", help="draw up to here (default: the end)"
+    )
     plot.add_argument("--title", default=None, help="figure title (default: the file name)")
     plot.set_defaults(handler=_plot)
 
@@ -345,14 +351,17 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, extractor, items, summary) -> None:
     from speechae import __version__
+    from speechae.inputs import with_segment
     from speechae.report import write_report
 
     worst = summary.records[summary.records["status"] == "ok"].nlargest(REPORT_WORST, "mean_error")
-    paths = {item.key: item.path for item in items if not item.is_segment}
+    by_label = {with_segment(item.key, item.start, item.end): item for item in items}
     thumbnails = {
-        file: extractor.file_features(paths[file], keep_spectrograms=True)
+        file: extractor.file_features(
+            by_label[file].path, start=by_label[file].start, end=by_label[file].end, keep_spectrograms=True
+        )
         for file in worst["file"]
-        if file in paths
+        if file in by_label
     }
     settings = {
         "model": extractor.model.name,
@@ -384,7 +393,7 @@ def _plot(args: argparse.Namespace) -> int:
     check_figure_path(args.output)
     check_target(args.output)
     extractor = Extractor(args.model, device=args.device)
-    features = extractor.file_features(args.file, keep_spectrograms=True)
+    features = extractor.file_features(args.file, start=args.start, end=args.end, keep_spectrograms=True)
     figure = recording_figure(
         features, title=args.title or Path(args.file).name, config=extractor.frontend.config
     )

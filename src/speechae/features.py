@@ -66,7 +66,7 @@ class FileFeatures:
         error: float32 ``(windows, n_mels)``, squared reconstruction error averaged over time.
         starts: ``(windows,)`` start of each kept window in seconds.
         dropped: start in seconds of each window dropped for a Mel value <= 0.
-        duration: length of the recording in seconds.
+        duration: length of the recording (or of the segment) in seconds.
         spectrogram: scaled log-Mel input ``(windows, n_mels, frames)``, when asked for.
         reconstruction: the autoencoder's output, same shape, when asked for.
     """
@@ -88,6 +88,20 @@ class FileFeatures:
     def static(self) -> np.ndarray:
         """The 4 functionals of every dynamic feature, see :func:`static_features`."""
         return static_features(self.bottleneck, self.error)
+
+    @property
+    def offset(self) -> float:
+        """Where the features' time axis starts: 0, or a segment's start in its recording.
+
+        Every recording or segment starts with a window, kept or dropped.
+
+        Example:
+            >>> empty = np.zeros((0, 1), np.float32)
+            >>> FileFeatures(empty, empty, np.array([]), np.array([1.5, 1.75]), 0.75).offset
+            1.5
+        """
+        firsts = [float(times[0]) for times in (self.starts, self.dropped) if len(times)]
+        return min(firsts, default=0.0)
 
     def shift(self, seconds: float) -> FileFeatures:
         """Move the window times by ``seconds`` (where a segment starts in its recording), in place.

@@ -277,7 +277,7 @@ def spectrogram_axes(
     )
     axes.set_facecolor(NO_DATA_COLOUR)
     set_mel_frequency_axis(axes, axis="y", config=config)
-    axes.set_xlim(0, features.duration)
+    axes.set_xlim(features.offset, features.offset + features.duration)
     axes.set_xlabel("Time (s)")
     axes.set_title(KINDS[kind], loc="left", fontsize="medium")
     covered = np.diff(times)[~np.isnan(image).all(axis=0)].sum()
@@ -321,7 +321,7 @@ def window_error_axes(
     (line,) = axes.plot(
         starts[order] + half, errors[order], color=ERROR_COLOUR, marker="o", markersize=3, linewidth=1
     )
-    axes.set_xlim(0, features.duration)
+    axes.set_xlim(features.offset, features.offset + features.duration)
     axes.set_ylim(bottom=0)
     axes.set_xlabel("Time (s)")
     axes.set_ylabel(ERROR_LABEL)
@@ -381,7 +381,10 @@ def _summary(features: FileFeatures) -> str:
     kept, dropped = len(features.starts), len(features.dropped)
     error = f"mean reconstruction error {features.error.mean():.4g}" if kept else "no kept window"
     windows = "window" if kept == 1 else "windows"
-    return f"{features.duration:.2f} s · {kept} {windows} kept, {dropped} dropped · {error}"
+    span = f"{features.duration:.2f} s"
+    if features.offset:
+        span = f"{features.offset:.2f}–{features.offset + features.duration:.2f} s"
+    return f"{span} · {kept} {windows} kept, {dropped} dropped · {error}"
 
 
 def error_profile_figure(
