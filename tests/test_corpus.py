@@ -362,6 +362,19 @@ def test_dropped_windows_name_their_segment_through_shards_and_merge(tmp_path, r
     assert Path(f"{merged}.dropped.csv").read_bytes() == Path(f"{whole}.dropped.csv").read_bytes()
 
 
+def test_a_segment_of_digital_silence_fails_naming_the_segment(tmp_path, rae):
+    from speechae.inputs import Item
+
+    silence = np.zeros(8000, np.int16)
+    silence[:2] = (1000, -1000)  # zero mean: the samples stay exactly zero after DC removal
+    noise = np.random.default_rng(6).integers(-3000, 3000, 16000).astype(np.int16)
+    path = tmp_path / "gap.wav"
+    sf.write(path, np.concatenate([noise, silence]), 16000, subtype="PCM_16")
+    summary = extract_corpus(rae, [Item("gap.wav", str(path), 1.0, 1.5)], tmp_path / "out.csv")
+    [failure] = summary.failures
+    assert f"{path} [1-1.5 s]: all 1 windows have Mel values <= 0" in str(failure.error)
+
+
 def test_strict_stops_at_the_first_failure(corpus, tmp_path):
     out = tmp_path / "features.csv"
     result = speechae("extract", corpus / GOOD[0], corpus / "empty.wav", "-o", out, "--strict", "-q")

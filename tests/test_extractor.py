@@ -150,6 +150,9 @@ def test_all_windows_dropped_is_an_error(dynamic):
     signal[:2] = (1000.0, -1000.0)
     with pytest.raises(NoUsableWindowsError, match=r"z\.wav: all 1 windows have Mel values <= 0"):
         dynamic.process_signal(signal, 16000, file="z.wav")
+    speech = np.concatenate([np.random.default_rng(1).standard_normal(16000), signal])
+    with pytest.raises(NoUsableWindowsError, match=r"z\.wav \[1-1\.5 s\]: all 1 windows have Mel"):
+        dynamic.process_signal(speech, 16000, file="z.wav", start=1, end=1.5)
 
 
 def test_bad_level_and_device(small_model_path):
@@ -250,7 +253,8 @@ def test_bf16_mode_is_close_but_never_the_default(cae):
 def test_a_segment_of_a_signal_reports_dropped_windows_at_recording_times(dynamic):
     segment = integer_noise_with_silence(48000, slice(20000, 21000))  # zero mean: the zeros stay
     signal = np.concatenate([np.full(8000, 100.0), segment])
-    with pytest.warns(DroppedWindowsWarning, match=r"rec: 2 of 11 windows dropped .* start at 1.5, 1.75 s"):
+    dropped = r"rec \[0\.5-end s\]: 2 of 11 windows dropped .* start at 1.5, 1.75 s"
+    with pytest.warns(DroppedWindowsWarning, match=dropped):
         table = dynamic.process_signal(signal, 16000, file="rec", start=0.5)
     assert table.attrs["dropped_windows"] == {"rec": [1.5, 1.75]}
 

@@ -351,18 +351,24 @@ def _extract(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace, extractor, items, summary) -> None:
     from speechae import __version__
+    from speechae.errors import DroppedWindowsWarning
     from speechae.inputs import with_segment
     from speechae.report import write_report
 
     worst = summary.records[summary.records["status"] == "ok"].nlargest(REPORT_WORST, "mean_error")
     by_label = {with_segment(item.key, item.start, item.end): item for item in items}
-    thumbnails = {
-        file: extractor.file_features(
-            by_label[file].path, start=by_label[file].start, end=by_label[file].end, keep_spectrograms=True
-        )
-        for file in worst["file"]
-        if file in by_label
-    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedWindowsWarning)  # the run has reported them
+        thumbnails = {
+            file: extractor.file_features(
+                by_label[file].path,
+                start=by_label[file].start,
+                end=by_label[file].end,
+                keep_spectrograms=True,
+            )
+            for file in worst["file"]
+            if file in by_label
+        }
     settings = {
         "model": extractor.model.name,
         "architecture": extractor.model.architecture,

@@ -320,8 +320,10 @@ class _BatchRunner:
         results, usable = [], []
         for planned, (mel, starts, dropped, duration) in prepared:
             if len(mel) == 0:
+                item = planned.item
                 error = NoUsableWindowsError(
-                    f"{planned.item.path}: all {len(dropped)} windows have Mel values <= 0 "
+                    f"{with_segment(printable(item.path), item.start, item.end)}: all {len(dropped)} "
+                    "windows have Mel values <= 0 "
                     "(digital silence), so no features can be computed"
                 )
                 results.append(_result(planned, error=error))

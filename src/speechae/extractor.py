@@ -211,7 +211,8 @@ class Extractor:
         samples = np.asarray(signal)
         check_sampling_rate(sampling_rate, name=file)
         first, last = segment_frames(start, end, sampling_rate, len(samples), name=file)
-        features = self._process(samples[first:last], sampling_rate, file, offset=first / sampling_rate)
+        label = with_segment(file, start, end) if file else file
+        features = self._process(samples[first:last], sampling_rate, label, offset=first / sampling_rate)
         return self._table([(file, first / sampling_rate, features)])
 
     def process_file(
@@ -291,7 +292,7 @@ class Extractor:
         features = self._conditioned_features(
             conditioned, duration, label, keep_spectrograms, DEFAULT_CHUNK, None
         )
-        _warn_dropped(features, name, offset)
+        _warn_dropped(features, label, offset)
         return name, offset, features
 
     def _process(
