@@ -379,7 +379,12 @@ def test_strict_stops_at_the_first_failure(corpus, tmp_path):
     out = tmp_path / "features.csv"
     result = speechae("extract", corpus / GOOD[0], corpus / "empty.wav", "-o", out, "--strict", "-q")
     assert result.returncode != 0 and "stopped at the first failure" in result.stdout
-    assert not out.exists()
+    assert not out.exists() and "earlier run" not in result.stdout
+    speechae("extract", corpus / GOOD[0], "-o", out, "-q")
+    earlier = out.read_bytes()
+    again = speechae("extract", corpus / GOOD[1], corpus / "empty.wav", "-o", out, "--strict", "-q")
+    assert f"output: {out} is from an earlier run: this one wrote no table" in again.stdout
+    assert out.read_bytes() == earlier
 
 
 def test_api_runner_matches_and_accepts_an_executor(corpus, cae):

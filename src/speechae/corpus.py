@@ -547,7 +547,8 @@ def _in_batch_order(results: list[ItemResult], batch: list[int]) -> list[ItemRes
 class RunSummary:
     """What a corpus run did; ``records`` has one row per item (for reports).
 
-    ``output`` is None when a strict run stopped, which writes no output.
+    ``output`` is None when a strict run stopped, which writes no output; ``earlier_output`` is
+    then the output path if a file from an earlier run is there.
     """
 
     output: Path | None
@@ -559,6 +560,7 @@ class RunSummary:
     reused: int = 0
     stopped_early: bool = False
     level: str = "static"
+    earlier_output: Path | None = None
 
     @property
     def audio_seconds(self) -> float:
@@ -590,6 +592,8 @@ class RunSummary:
             lines += [f"  {failure.error}" for failure in self.failures]
         if self.stopped_early:
             lines.append("stopped at the first failure (--strict); finished files are kept in the store")
+            if self.earlier_output is not None:
+                lines.append(f"output: {self.earlier_output} is from an earlier run: this one wrote no table")
         elif ok:
             lines.append(f"output: {self.output}")
         else:
@@ -894,6 +898,7 @@ def extract_corpus(
         reused=sum(r.reused for r in finished),
         stopped_early=stopped,
         level=layout.level,
+        earlier_output=output if stopped and output.exists() else None,
     )
 
 
