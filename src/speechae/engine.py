@@ -450,7 +450,7 @@ def _run(
     inputs: WindowInputs,
     file_index: torch.Tensor,
     steps: list[int],
-    memory_budget: int | None,
+    memory_budget: int,
     keep_reconstruction: bool,
     spill: Spill | None,
     disk_budget: int,
