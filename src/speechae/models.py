@@ -72,18 +72,15 @@ class ChannelMoments:
         values = x.permute(0, 2, 3, 1).flatten(1, 2)
         pixels = values.shape[1]
         counts = torch.bincount(file_index, minlength=len(self.count)).to(torch.float64) * pixels
-        unseen = (self.count == 0) & (counts > 0)
-        if unseen.any():
-            # the mean of each new file's first window, summed in float64 one window at a time:
-            # the same bits whichever windows share the chunk
-            first = torch.ones_like(file_index, dtype=torch.bool)
-            first[1:] = file_index[1:] != file_index[:-1]
-            for window in torch.nonzero(first & unseen[file_index]).flatten().tolist():
-                window_sum = values[window].double().sum(dim=0)
-                self.shift[file_index[window]] = window_sum / pixels
+        unseen = (self.count == 0).tolist()
+        runs = _file_runs(file_index)
+        for file, first, _ in runs:
+            if unseen[file]:
+                # the mean of a new file's first window, summed in float64 one window at a time:
+                # the same bits whichever windows share the chunk
+                self.shift[file] = values[first].double().sum(dim=0) / pixels
         shift = self.shift.to(x.dtype)[file_index]
         centred = values - shift.view(len(file_index), 1, -1)
-        runs = _file_runs(file_index)
         _add_per_file(self.shifted_sum, centred.sum(dim=1).double(), runs)
         centred.square_()
         _add_per_file(self.shifted_squares, centred.sum(dim=1).double(), runs)
