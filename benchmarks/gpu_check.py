@@ -66,10 +66,10 @@ def parity(data: Path) -> list[dict]:
 
 def timed_run(extractor: Extractor, audio: Path, memory_budget: int | None) -> tuple[float, np.ndarray]:
     """Seconds of the second of two runs (the first warms kernels and allocator), static features."""
-    extractor.recording_features(audio, memory_budget=memory_budget)
+    extractor.file_features(audio, memory_budget=memory_budget)
     synchronize(extractor.device)
     started = time.perf_counter()
-    features = extractor.recording_features(audio, memory_budget=memory_budget)
+    features = extractor.file_features(audio, memory_budget=memory_budget)
     synchronize(extractor.device)
     return time.perf_counter() - started, features.static
 

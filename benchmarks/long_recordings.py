@@ -107,18 +107,19 @@ def condition(path: Path) -> None:
 
 def spill(path: Path) -> None:
     from speechae import Extractor
-    from speechae.features import conditioned_features
+    from speechae.pipeline import recording_features
+    from speechae.recordings import Recording
 
     extractor = Extractor("cae-256")
     started = time.perf_counter()
-    spilled = extractor.recording_features(path)
+    spilled = extractor.file_features(path)
     spilled_s = time.perf_counter() - started
     samples, rate = read_audio(path)
     conditioned = condition_signal(samples, rate)
     del samples
     started = time.perf_counter()
     network, frontend = extractor.model.network, extractor.frontend
-    recomputed = conditioned_features(conditioned, spilled.duration, network, frontend=frontend)
+    recomputed = recording_features(Recording(conditioned, spilled.duration), network, frontend)
     recomputed_s = time.perf_counter() - started
     print(f"temporary files {spilled_s:.1f} s, recomputed {recomputed_s:.1f} s")
     for part in ("bottleneck", "error", "static"):

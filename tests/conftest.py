@@ -104,7 +104,7 @@ def spools(monkeypatch) -> list:
         return spooled[-1]
 
     monkeypatch.setattr(frontend, "WHOLE_SIGNAL_SAMPLES", 100000)
-    monkeypatch.setattr("speechae.extractor.spool_audio", spool_and_record)
+    monkeypatch.setattr("speechae.recordings.spool_audio", spool_and_record)
     return spooled
 
 

@@ -148,10 +148,10 @@ def _running(pid: int) -> bool:
 
 IDLE_WORKER = """
 import multiprocessing, time
-from speechae.corpus import _init_worker
+from speechae.corpus.workers import init_worker
 
 def idle():
-    _init_worker()
+    init_worker()
     time.sleep(600)
 
 if __name__ == "__main__":
@@ -280,13 +280,14 @@ def test_a_damaged_store_entry_is_computed_again_and_the_output_is_unchanged(cor
 
 
 def test_the_summary_counts_the_decoded_audio_not_the_header_estimate(corpus, tmp_path, rae, monkeypatch):
-    import speechae.corpus
+    from speechae import audio
+    from speechae.corpus import planning
 
     def overestimated(path, **segment):
-        frames, rate = speechae.audio.audio_frames(path, **segment)
+        frames, rate = audio.audio_frames(path, **segment)
         return 2 * frames, rate  # as an MP3 header may misjudge a variable bit rate
 
-    monkeypatch.setattr(speechae.corpus, "audio_frames", overestimated)
+    monkeypatch.setattr(planning, "audio_frames", overestimated)
     items, _ = collect_items([corpus / GOOD[0]], root=corpus)
     summary = extract_corpus(rae, items, tmp_path / "out.csv")
     assert summary.computed_seconds == pytest.approx(sf.info(corpus / GOOD[0]).duration)
@@ -396,8 +397,8 @@ def test_api_runner_matches_and_accepts_an_executor(corpus, cae):
         together = cae.process_files(files, executor=pool)
     assert list(together.index.get_level_values("file").unique()) == [str(f) for f in files]
     np.testing.assert_allclose(together.to_numpy(), alone.to_numpy(), rtol=1e-4, atol=1e-5)
-    assert cae.process_files(files, num_workers=2).equals(together) or np.allclose(
-        cae.process_files(files, num_workers=2).to_numpy(), together.to_numpy(), atol=1e-6
+    assert cae.process_files(files, jobs=2).equals(together) or np.allclose(
+        cae.process_files(files, jobs=2).to_numpy(), together.to_numpy(), atol=1e-6
     )
 
 
@@ -538,12 +539,12 @@ def test_a_run_without_results_replaces_an_older_output_with_an_empty_table(
 def test_a_file_rewritten_after_hashing_fails_instead_of_being_stored_under_the_old_hash(
     tmp_path, monkeypatch, rae, jobs
 ):
-    from speechae import corpus
+    from speechae.corpus import planning
     from speechae.inputs import Item
 
     path = tmp_path / "talk.wav"
     shutil.copy(EXAMPLE, path)
-    hashed = corpus.file_sha256
+    hashed = planning.file_sha256
 
     def hash_then_rewrite(file):
         digest = hashed(file)
@@ -551,7 +552,7 @@ def test_a_file_rewritten_after_hashing_fails_instead_of_being_stored_under_the_
         sf.write(path, samples[: len(samples) // 2], rate)  # another recording, decoded after hashing
         return digest
 
-    monkeypatch.setattr(corpus, "file_sha256", hash_then_rewrite)
+    monkeypatch.setattr(planning, "file_sha256", hash_then_rewrite)
     out = tmp_path / "out.csv"
     summary = extract_corpus(rae, [Item("talk.wav", str(path))], out, jobs=jobs)
     assert [str(failure.error) for failure in summary.failures] == [
@@ -574,7 +575,7 @@ def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
 
 def test_a_strict_stop_after_dropped_windows_names_no_dropped_file(tmp_path, rae):
     from speechae.inputs import Item
-    from test_features import integer_noise_with_silence
+    from test_pipeline import integer_noise_with_silence
 
     sf.write(tmp_path / "a.wav", integer_noise_with_silence(48000, slice(20000, 21000)), 16000, "DOUBLE")
     items = [Item("a.wav", str(tmp_path / "a.wav")), Item("b.wav", str(tmp_path / "b.wav"))]

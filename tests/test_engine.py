@@ -13,7 +13,7 @@ from conftest import DEVICES, EXAMPLE, Spills
 from speechae import engine
 from speechae.audio import read_audio
 from speechae.engine import TensorInputs, run_autoencoder
-from speechae.features import compute_features
+from speechae.pipeline import compute_features
 
 
 def one_file(n: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from conftest import EXAMPLE
-from speechae import Extractor, audio, features
+from speechae import Extractor, audio, pipeline
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
@@ -27,8 +27,10 @@ from speechae.errors import (
     SingleWindowWarning,
     TemporaryStorageError,
 )
+from speechae.frontend import condition_signal
 from speechae.models import ConvAutoencoder
-from test_features import integer_noise_with_silence
+from speechae.recordings import Recording
+from test_pipeline import integer_noise_with_silence
 
 
 @pytest.fixture()
@@ -99,12 +101,14 @@ def test_samples_as_read_are_released_before_the_network_runs(dynamic, speech_li
         read.append(weakref.ref(samples))
         return samples, rate
 
+    run_network = pipeline.run_network
+
     def track_and_compute(*args, **kwargs):
         alive_at_network.append(read[-1]() is not None)
-        return features.conditioned_features(*args, **kwargs)
+        return run_network(*args, **kwargs)
 
-    monkeypatch.setattr("speechae.extractor.read_audio", read_and_track)
-    monkeypatch.setattr("speechae.extractor.conditioned_features", track_and_compute)
+    monkeypatch.setattr("speechae.recordings.read_audio", read_and_track)
+    monkeypatch.setattr("speechae.pipeline.run_network", track_and_compute)
     dynamic.process_file(path)
     assert alive_at_network == [False]
 
@@ -319,17 +323,23 @@ def test_a_long_recording_is_conditioned_outside_memory_with_the_same_features(
             conditioned.append(audio.SampleSpool.create(*args, **kwargs))
             return conditioned[-1]
 
-    monkeypatch.setattr("speechae.extractor.SampleSpool", RecordedSpool)
+    monkeypatch.setattr("speechae.recordings.SampleSpool", RecordedSpool)
+    monkeypatch.setattr("speechae.pipeline.SampleSpool", RecordedSpool)
     spooled = dynamic.file_features(path)
     assert len(spools) == 1 and spools[0].closed
     assert len(conditioned) == 1 and conditioned[0].closed
     stored, _ = audio.read_audio(path)
-    in_memory = features.compute_features(stored, 16000, dynamic.model.network, memory_budget=0)
+    in_memory = pipeline.recording_features(
+        Recording(condition_signal(stored, 16000), len(stored) / 16000),
+        dynamic.model.network,
+        dynamic.frontend,
+        memory_budget=0,
+    )
     np.testing.assert_array_equal(spooled.starts, in_memory.starts)
     np.testing.assert_allclose(spooled.bottleneck, in_memory.bottleneck, rtol=0, atol=1e-5)
     np.testing.assert_allclose(spooled.error, in_memory.error, rtol=1e-4, atol=1e-9)
     # spectrograms and activations beyond the memory budget go to temporary files too
-    from_disk = dynamic.recording_features(path, memory_budget=0)
+    from_disk = dynamic.file_features(path, memory_budget=0)
     assert len(conditioned) == 1 + (1 + 1 + 5) and all(spool.closed for spool in conditioned)
     np.testing.assert_array_equal(from_disk.bottleneck, spooled.bottleneck)
     np.testing.assert_array_equal(from_disk.error, spooled.error)

@@ -10,8 +10,8 @@ from matplotlib.image import imread
 from conftest import CORPUS, EXAMPLE, needs_shared
 from speechae.audio import read_audio
 from speechae.errors import ParameterError
-from speechae.features import compute_features
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig, mel_band_edges
+from speechae.pipeline import compute_features
 from speechae.plots import (
     DROPPED_COLOUR,
     dropped_spans,
@@ -22,7 +22,7 @@ from speechae.plots import (
     set_mel_frequency_axis,
     spectrogram_axes,
 )
-from test_features import integer_noise_with_silence
+from test_pipeline import integer_noise_with_silence
 
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<?xml", "pdf": b"%PDF-"}
 

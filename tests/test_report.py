@@ -15,9 +15,9 @@ from conftest import CORPUS, needs_shared
 from speechae.audio import read_audio
 from speechae.corpus import RECORD_COLUMNS, file_record
 from speechae.errors import AudioError, ParameterError
-from speechae.features import compute_features
+from speechae.pipeline import compute_features
 from speechae.report import write_report
-from test_features import integer_noise_with_silence
+from test_pipeline import integer_noise_with_silence
 
 SECTIONS = {"summary", "failures", "dropped", "errors-histogram", "worst", "settings"}
 PROCESSED = ("cmu_arctic_us_aew_a0001.wav", "disvoice_001_a1_PCGITA.wav", "disvoice_098_u1_PCGITA.wav")

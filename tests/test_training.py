@@ -15,9 +15,9 @@ from conftest import CORPUS, DEVICES, needs_shared
 from speechae import Extractor
 from speechae.audio import read_audio
 from speechae.errors import DroppedWindowsWarning, ParameterError, SkippedFileWarning
-from speechae.features import compute_features
 from speechae.frontend import LogMelFrontEnd
 from speechae.models import FileBatchNorm2d
+from speechae.pipeline import compute_features
 from speechae.training import (
     evaluate,
     log_mel_windows,
@@ -26,7 +26,7 @@ from speechae.training import (
     train,
 )
 from speechae.weights import import_weights, load_model, model_info
-from test_features import integer_noise_with_silence
+from test_pipeline import integer_noise_with_silence
 
 TRAINING_FILES = [
     "disvoice_001_a1_PCGITA.wav",
@@ -149,10 +149,10 @@ def test_speaker_manifest_paths_are_relative_to_it(tmp_path):
     ("arguments", "message"),
     [
         ({"architecture": "vae"}, "architecture must be one of .* not 'vae'"),
-        ({"bottleneck": 0}, "bottleneck must be a positive integer, not 0"),
-        ({"epochs": 2.5}, "epochs must be a positive integer, not 2.5"),
-        ({"batch_size": -4}, "batch_size must be a positive integer, not -4"),
-        ({"patience": 0}, "patience must be a positive integer, not 0"),
+        ({"bottleneck": 0}, "bottleneck must be a whole number of at least 1, not 0"),
+        ({"epochs": 2.5}, "epochs must be a whole number of at least 1, not 2.5"),
+        ({"batch_size": -4}, "batch_size must be a whole number of at least 1, not -4"),
+        ({"patience": 0}, "patience must be a whole number of at least 1, not 0"),
         ({"seed": -1}, "seed must be a non-negative integer, not -1"),
         ({"learning_rate": 0.0}, "learning_rate must be a positive number, not 0.0"),
         ({"learning_rate": math.nan}, "learning_rate must be a positive number, not nan"),
@@ -169,9 +169,9 @@ def test_bad_arguments_are_rejected_naming_the_value(voices, tmp_path, arguments
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_training(voices, tmp_path, monkeypatch):
-    import speechae.training
+    import speechae.training.loop
 
-    monkeypatch.setattr(speechae.training, "_load_recordings", lambda *_: pytest.fail("training began"))
+    monkeypatch.setattr(speechae.training.loop, "load_recordings", lambda *_: pytest.fail("training began"))
     (tmp_path / "model.safetensors").mkdir()
     (tmp_path / "file").write_text("")
     for output, message in (

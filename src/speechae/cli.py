@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
-
-DEFAULT_MODEL = "cae-256"
-DEFAULT_LEVEL = "static"
-DEFAULT_DEVICE = "cpu"
-DEFAULT_JOBS = 1
-DEFAULT_PRECISION = "fp32"
-DEFAULT_BATCH_WINDOWS = 256
-REPORT_WORST = 6
-FORMATS = ("csv", "parquet", "npy", "npz", "pt", "kaldi")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,8 +31,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
+def defaults(function: Callable) -> dict[str, Any]:
+    """The keyword defaults of a library function: the CLI's defaults are the API's.
+
+    Example:
+        >>> defaults(lambda path, *, jobs=1: None)
+        {'jobs': 1}
+    """
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
 def _parser() -> argparse.ArgumentParser:
     from speechae import __version__
+    from speechae.corpus import extract_corpus
+    from speechae.engine import PRECISIONS
+    from speechae.extractor import Extractor
+    from speechae.models import ARCHITECTURES
+    from speechae.pipeline import LEVELS
+    from speechae.training import train
+    from speechae.writers import FORMATS
+
+    api, run, fit = defaults(Extractor), defaults(extract_corpus), defaults(train)
+    figure = defaults(Extractor.file_features)
 
     parser = _Parser(
         prog="speechae",
@@ -79,34 +92,34 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument(
         "--format",
         choices=FORMATS,
-        default=None,
+        default=run["fmt"],
         help="output format when the extension does not say it",
     )
     extract.add_argument(
         "--level",
-        choices=("static", "dynamic"),
-        default=DEFAULT_LEVEL,
+        choices=LEVELS,
+        default=api["level"],
         help="static: one row of functionals (mean, std, skewness, kurtosis) per file, 1536 with "
         "the pretrained models; dynamic: one row of features per 500 ms window (384), with start "
         "and end times "
-        f"(default: {DEFAULT_LEVEL})",
+        f"(default: {api['level']})",
     )
     extract.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        default=api["model"],
         help="a registered model (cae-256: convolutional, rae-256: recurrent; see "
         "'speechae models list') or the path of a .pt/.safetensors file "
-        f"(default: {DEFAULT_MODEL})",
+        f"(default: {api['model']})",
     )
     extract.add_argument(
         "--device",
-        default=DEFAULT_DEVICE,
-        help=f"where the network runs: cpu or cuda (default: {DEFAULT_DEVICE})",
+        default=api["device"],
+        help=f"where the network runs: cpu or cuda (default: {api['device']})",
     )
     extract.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
-        default=DEFAULT_PRECISION,
+        choices=PRECISIONS,
+        default=api["precision"],
         help="fp32: DisVoice's numbers (default); bf16: faster on CPUs with bfloat16 instructions "
         "and on GPUs, but approximate (deviations in benchmarks/RESULTS.md); never mix the two",
     )
@@ -114,9 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         "-j",
         "--jobs",
         type=int,
-        default=DEFAULT_JOBS,
+        default=run["jobs"],
         help="worker processes that decode, resample and compute spectrograms while the network "
-        f"runs (default: {DEFAULT_JOBS}: everything in one process)",
+        f"runs (default: {run['jobs']}: everything in one process)",
     )
     extract.add_argument(
         "--dask",
@@ -149,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument(
         "--batch-windows",
         type=int,
-        default=DEFAULT_BATCH_WINDOWS,
+        default=run["batch_windows"],
         help="500 ms windows per network batch; files are grouped until a batch is full "
         "(default: %(default)s)",
     )
@@ -176,13 +189,21 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "-o", "--output", required=True, metavar="FIGURE", help="the figure: .png, .svg or .pdf"
     )
-    plot.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or path (default: {DEFAULT_MODEL})")
-    plot.add_argument("--device", default=DEFAULT_DEVICE, help=f"cpu or cuda (default: {DEFAULT_DEVICE})")
+    plot.add_argument("--model", default=api["model"], help=f"model name or path (default: {api['model']})")
+    plot.add_argument("--device", default=api["device"], help=f"cpu or cuda (default: {api['device']})")
     plot.add_argument(
-        "--start", type=float, default=None, metavar="SECONDS", help="draw from here (default: the beginning)"
+        "--start",
+        type=float,
+        default=figure["start"],
+        metavar="SECONDS",
+        help="draw from here (default: the beginning)",
     )
     plot.add_argument(
-        "--end", type=float, default=None, metavar="SECONDS", help="draw up to here (default: the end)"
+        "--end",
+        type=float,
+        default=figure["end"],
+        metavar="SECONDS",
+        help="draw up to here (default: the end)",
     )
     plot.add_argument("--title", default=None, help="figure title (default: the file name)")
     plot.set_defaults(handler=_plot)
@@ -207,24 +228,43 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV with 'file' and 'speaker' columns: train on its files and keep each speaker's "
         "files on one side of the split",
     )
-    train.add_argument("--arch", choices=("cae", "rae"), default=None, help="architecture (default: cae)")
-    train.add_argument("--bottleneck", type=int, default=None, help="bottleneck width (default: 256)")
-    train.add_argument("--epochs", type=int, default=50, help="most epochs (default: %(default)s)")
-    train.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-4 CAE, 1e-3 RAE)")
-    train.add_argument("--batch-size", type=int, default=16, help="windows per batch (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=0, help="seed of split, weights and order (default: 0)")
-    train.add_argument("--device", default=DEFAULT_DEVICE, help=f"cpu or cuda (default: {DEFAULT_DEVICE})")
     train.add_argument(
-        "--validation-fraction", type=float, default=0.2, help="share of files held out (default: 0.2)"
+        "--arch",
+        choices=tuple(ARCHITECTURES),
+        default=fit["architecture"],
+        help="architecture (default: cae)",
+    )
+    train.add_argument(
+        "--bottleneck", type=int, default=fit["bottleneck"], help="bottleneck width (default: 256)"
+    )
+    train.add_argument("--epochs", type=int, default=fit["epochs"], help="most epochs (default: %(default)s)")
+    train.add_argument(
+        "--lr", type=float, default=fit["learning_rate"], help="learning rate (default: 1e-4 CAE, 1e-3 RAE)"
+    )
+    train.add_argument(
+        "--batch-size", type=int, default=fit["batch_size"], help="windows per batch (default: %(default)s)"
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=fit["seed"],
+        help="seed of split, weights and order (default: %(default)s)",
+    )
+    train.add_argument("--device", default=fit["device"], help=f"cpu or cuda (default: {fit['device']})")
+    train.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=fit["validation_fraction"],
+        help="share of files held out (default: %(default)s)",
     )
     train.add_argument(
         "--patience",
         type=int,
-        default=10,
-        help="stop after this many epochs without improvement (default: 10)",
+        default=fit["patience"],
+        help="stop after this many epochs without improvement (default: %(default)s)",
     )
     train.add_argument(
-        "--init", default=None, help="fine-tune this model (e.g. cae-256) instead of starting afresh"
+        "--init", default=fit["init"], help="fine-tune this model (e.g. cae-256) instead of starting afresh"
     )
     train.add_argument(
         "--fit-scaling",
@@ -280,32 +320,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def shard_output(output: str, shard: tuple[int, int]) -> Path:
-    """Output path of one shard: ``features.parquet`` -> ``features.shard-0-of-4.parquet``.
-
-    Example:
-        >>> shard_output("out/features.parquet", (0, 4)).as_posix()
-        'out/features.shard-0-of-4.parquet'
-    """
-    path = Path(output)
-    return path.with_name(f"{path.stem}.shard-{shard[0]}-of-{shard[1]}{path.suffix}")
-
-
 def _extract(args: argparse.Namespace) -> int:
     from speechae.audio import AUDIO_EXTENSIONS
-    from speechae.corpus import extract_corpus
-    from speechae.errors import InputError, NoAudioFilesError, ParameterError
+    from speechae.corpus import extract_corpus, shard_output
+    from speechae.errors import InputError, NoAudioFilesError, check_counts
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
     from speechae.progress import Progress
     from speechae.writers import check_output_path
 
     check_output_path(args.output, args.format)
-    for option, value in (("--jobs", args.jobs), ("--batch-windows", args.batch_windows)):
-        if value < 1:
-            raise ParameterError(f"{option} must be at least 1, not {value}")
-    if args.root is not None and not Path(args.root).is_dir():
-        raise ParameterError(f"--root {args.root}: no such folder")
+    check_counts(jobs=args.jobs, batch_windows=args.batch_windows)
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     output = shard_output(args.output, shard) if args.shard else Path(args.output)
     extensions = AUDIO_EXTENSIONS
@@ -341,54 +366,14 @@ def _extract(args: argparse.Namespace) -> int:
         summary = extract_corpus(extractor, items, output, **options)
     print(summary.text())
     if args.report:
-        _report(args, extractor, items, summary)
+        from speechae.report import report_run
+
+        report_run(args.report, extractor, items, summary, command=" ".join(["speechae", *sys.argv[1:]]))
         print(f"report: {args.report}")
     succeeded = int((summary.records["status"] == "ok").sum())
     if summary.stopped_early or (succeeded == 0 and summary.failures):
         return EXIT_ERROR if succeeded == 0 else EXIT_PARTIAL
     return EXIT_PARTIAL if summary.failures else EXIT_OK
-
-
-def _report(args: argparse.Namespace, extractor, items, summary) -> None:
-    from speechae import __version__
-    from speechae.errors import DroppedWindowsWarning
-    from speechae.inputs import with_segment
-    from speechae.report import write_report
-
-    worst = summary.records[summary.records["status"] == "ok"].nlargest(REPORT_WORST, "mean_error")
-    by_label = {with_segment(item.key, item.start, item.end): item for item in items}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DroppedWindowsWarning)  # the run has reported them
-        thumbnails = {
-            file: extractor.file_features(
-                by_label[file].path,
-                start=by_label[file].start,
-                end=by_label[file].end,
-                keep_spectrograms=True,
-            )
-            for file in worst["file"]
-            if file in by_label
-        }
-    settings = {
-        "model": extractor.model.name,
-        "architecture": extractor.model.architecture,
-        "bottleneck": str(extractor.model.bottleneck),
-        "weights sha256": extractor.model.weights_sha256,
-        "level": extractor.level,
-        "precision": extractor.precision,
-        "device": str(extractor.device),
-        "speechae": __version__,
-        "command": " ".join(["speechae", *sys.argv[1:]]),
-        "output": str(summary.output),
-    }
-    write_report(
-        args.report,
-        summary.records,
-        settings,
-        thumbnails,
-        worst=REPORT_WORST,
-        config=extractor.frontend.config,
-    )
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -467,24 +452,14 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from speechae.weights import PRETRAINED, cache_dir, stored_metadata
+    from speechae.weights import cache_dir, list_models
 
-    folder = cache_dir() / "models"
     print(f"{'name':<12} {'arch':<5} {'bottleneck':>10}  {'cached':<6}  description")
-    for spec in PRETRAINED.values():
-        cached = "yes" if (folder / f"{spec.name}.safetensors").is_file() else "no"
-        print(
-            f"{spec.name:<12} {spec.architecture:<5} {spec.bottleneck:>10}  {cached:<6}  {spec.description}"
-        )
-    imported = sorted(p.stem for p in folder.glob("*.safetensors") if p.stem not in PRETRAINED)
-    for name in imported:
-        metadata = stored_metadata(folder / f"{name}.safetensors")
-        architecture, bottleneck = metadata.get("architecture", "?"), metadata.get("bottleneck", "?")
-        print(
-            f"{name:<12} {architecture:<5} {bottleneck:>10}  {'yes':<6}  imported "
-            f"(speechae models info {name})"
-        )
-    print(f"cache: {folder}")
+    for model in list_models():
+        cached = "yes" if model.cached else "no"
+        columns = f"{model.name:<12} {model.architecture:<5} {model.bottleneck:>10}  {cached:<6}"
+        print(f"{columns}  {model.description}")
+    print(f"cache: {cache_dir() / 'models'}")
     return EXIT_OK
 
 

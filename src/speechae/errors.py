@@ -90,6 +90,63 @@ class DamagedStoreEntryError(StoreError):
     """An entry of the store no longer matches the digest it was written with."""
 
 
+class ExtractionError(SpeechaeError, RuntimeError):
+    """An unexpected failure while processing one recording (a corpus run goes on)."""
+
+
+class FileChangedError(SpeechaeError, RuntimeError):
+    """A recording changed on disk after it was hashed, so its features are not stored."""
+
+
+def all_dropped(name: str, n_windows: int) -> NoUsableWindowsError:
+    """The error of a recording whose every window has a Mel value <= 0.
+
+    Example:
+        >>> str(all_dropped("a.wav", 3))
+        'a.wav: all 3 windows have Mel values <= 0 (digital silence), so no features can be computed'
+    """
+    return NoUsableWindowsError(
+        f"{name or 'the signal'}: all {n_windows} windows have Mel values <= 0 (digital silence), "
+        "so no features can be computed"
+    )
+
+
+def check_counts(**counts: object) -> None:
+    """Refuse any value that is not a whole number of at least 1, naming it.
+
+    Example:
+        >>> check_counts(jobs=2, batch_windows=256)
+        >>> check_counts(jobs=0)
+        Traceback (most recent call last):
+        ...
+        speechae.errors.ParameterError: jobs must be a whole number of at least 1, not 0
+    """
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(f"{name} must be a whole number of at least 1, not {value!r}")
+
+
+def naming(error: BaseException, name: str, *, named_as: str | None = None) -> SpeechaeError:
+    """``error`` as one sentence that begins with ``name`` (a file, with its segment if any).
+
+    A message that already begins with ``named_as`` (default: ``name``), as the errors of
+    :mod:`speechae.audio` name their file, is kept as it is. An error that is not speechae's
+    becomes an :class:`ExtractionError` that says what it was.
+
+    Example:
+        >>> str(naming(SilentAudioError("the recording is silent"), "a.wav [1-2 s]"))
+        'a.wav [1-2 s]: the recording is silent'
+        >>> str(naming(KeyError("x"), "a.wav"))
+        "a.wav: unexpected error (KeyError: 'x')"
+    """
+    message = str(error)
+    if not isinstance(error, SpeechaeError):
+        return ExtractionError(f"{name}: unexpected error ({type(error).__name__}: {message})")
+    if not name or message.startswith(named_as or name):
+        return error
+    return type(error)(f"{name}: {message}")
+
+
 class SpeechaeWarning(UserWarning):
     """Base class of every warning emitted by speechae."""
 

@@ -1,16 +1,12 @@
-"""Feature assembly: bottleneck and reconstruction-error features of one recording.
+"""Per-window and per-file features of one recording: what they are, their names, their statistics.
 
-This is the one place a feature is computed; every API funnels into :func:`compute_features`.
-It works on arrays and tensors only.
+The network's outputs become :class:`FileFeatures` in :mod:`speechae.pipeline`; the functionals
+of the static level and the column names in DisVoice's order are decided here. Arrays only.
 
 Example:
     >>> import numpy as np
-    >>> from speechae.models import ConvAutoencoder
     >>> rng = np.random.default_rng(0)
-    >>> result = compute_features(rng.standard_normal(24000), 16000, ConvAutoencoder(8))
-    >>> result.bottleneck.shape, result.error.shape, result.starts.tolist()
-    ((5, 8), (5, 128), [0.0, 0.25, 0.5, 0.75, 1.0])
-    >>> static_features(result.bottleneck, result.error).shape
+    >>> static_features(rng.standard_normal((5, 8)), rng.standard_normal((5, 128))).shape
     (544,)
 """
 
@@ -19,42 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
-
-from speechae.engine import (
-    DEFAULT_CHUNK,
-    NetworkOutput,
-    Spill,
-    SpillStorage,
-    TensorInputs,
-    memory_budget_for,
-    run_autoencoder,
-)
-from speechae.errors import TemporaryStorageError
-from speechae.frontend import (
-    ConditionedSignal,
-    LogMelFrontEnd,
-    condition_signal,
-    frame_range,
-    window_count,
-    window_starts,
-)
 
 __all__ = [
     "STATISTICS",
     "FileFeatures",
-    "compute_features",
-    "conditioned_features",
     "dynamic_feature_names",
-    "features_from_output",
     "static_feature_names",
     "static_features",
-    "transform_conditioned",
 ]
 
 STATISTICS = ("mean", "std", "skewness", "kurtosis")
-FRONTEND_CHUNK = 256
 
 
 @dataclass
@@ -64,7 +34,8 @@ class FileFeatures:
     Attributes:
         bottleneck: float32 ``(windows, bottleneck)``.
         error: float32 ``(windows, n_mels)``, squared reconstruction error averaged over time.
-        starts: ``(windows,)`` start of each kept window in seconds.
+        starts: ``(windows,)`` start of each kept window in seconds, on the recording's time
+            axis (a segment's windows start where the segment starts in its recording).
         dropped: start in seconds of each window dropped for a Mel value <= 0.
         duration: length of the recording (or of the segment) in seconds.
         spectrogram: scaled log-Mel input ``(windows, n_mels, frames)``, when asked for.
@@ -103,15 +74,16 @@ class FileFeatures:
         firsts = [float(times[0]) for times in (self.starts, self.dropped) if len(times)]
         return min(firsts, default=0.0)
 
-    def shift(self, seconds: float) -> FileFeatures:
-        """Move the window times by ``seconds`` (where a segment starts in its recording), in place.
+    @property
+    def span(self) -> tuple[float, float]:
+        """``(start, end)`` in seconds of what was read: the static level's times.
 
-        Returns ``self``.
+        Example:
+            >>> empty = np.zeros((0, 1), np.float32)
+            >>> FileFeatures(empty, empty, np.array([]), np.array([1.5, 1.75]), 0.75).span
+            (1.5, 2.25)
         """
-        if seconds:
-            self.starts = self.starts + seconds
-            self.dropped = self.dropped + seconds
-        return self
+        return self.offset, self.offset + self.duration
 
 
 def _functionals(values: np.ndarray) -> np.ndarray:
@@ -168,275 +140,3 @@ def static_feature_names(bottleneck: int = 256, n_mels: int = 128) -> list[str]:
         for statistic in STATISTICS
         for k in range(size)
     ]
-
-
-class SignalInputs:
-    """Windows of a conditioned signal, put through the front-end each time they are read.
-
-    Used for files whose spectrograms would not fit the memory budget; the front-end costs a few
-    percent of the network, so recomputing beats keeping gigabytes of spectrograms. The signal
-    may be a :class:`~speechae.frontend.ConditionedSignal` outside memory.
-    """
-
-    def __init__(
-        self,
-        signal: np.ndarray | ConditionedSignal,
-        kept: np.ndarray,
-        frontend: LogMelFrontEnd,
-        device: torch.device | str,
-    ) -> None:
-        self.signal, self.kept, self.frontend, self.device = signal, kept, frontend, device
-
-    def __len__(self) -> int:
-        return len(self.kept)
-
-    def get(self, first: int, last: int) -> torch.Tensor:
-        """Scaled log-Mel of kept windows ``first..last-1``."""
-        kept = self.kept[first:last]
-        if len(kept) == 0:
-            config = self.frontend.config
-            return torch.zeros(0, 1, config.n_mels, config.n_frames, device=self.device)
-        windows = frame_range(self.signal, kept[0], kept[-1] + 1, config=self.frontend.config)
-        chunk = torch.from_numpy(np.ascontiguousarray(windows[kept - kept[0]]))
-        return self.frontend(chunk.to(self.device))[0]
-
-
-class SpilledInputs:
-    """Scaled log-Mel windows in a temporary file, appended once and read back by ranges.
-
-    Reading them back costs a fraction of recomputing them (:class:`SignalInputs`), which long
-    files otherwise do for every pass of the network.
-    """
-
-    def __init__(
-        self, storage: SpillStorage, window_shape: tuple[int, ...], device: torch.device | str
-    ) -> None:
-        self.storage, self.window_shape, self.device = storage, window_shape, device
-        self.window_values = int(np.prod(window_shape))
-        self.count = 0
-
-    def __len__(self) -> int:
-        return self.count
-
-    def append(self, windows: torch.Tensor) -> None:
-        """Add float32 windows ``(m, *window_shape)`` after those already written."""
-        values = windows.cpu().numpy().reshape(-1)
-        first = self.count * self.window_values
-        self.storage[first : first + len(values)] = values
-        self.count += len(windows)
-
-    def get(self, first: int, last: int) -> torch.Tensor:
-        """Windows ``first..last-1``."""
-        values = self.storage.read(first * self.window_values, last * self.window_values)
-        return torch.from_numpy(values).view(last - first, *self.window_shape).to(self.device)
-
-    def close(self) -> None:
-        """Delete the temporary file."""
-        self.storage.close()
-
-
-@dataclass
-class PreparedRecording:
-    """A recording after the front-end: its usable windows and where they lie in time.
-
-    ``inputs`` holds the scaled log-Mel of the kept windows, in memory (:class:`TensorInputs`)
-    when they fit the memory budget, else in a temporary file (:class:`SpilledInputs`) or
-    recomputed on demand (:class:`SignalInputs`). :meth:`close` deletes the temporary file.
-    """
-
-    inputs: TensorInputs | SpilledInputs | SignalInputs
-    starts: np.ndarray
-    dropped: np.ndarray
-    duration: float
-
-    def close(self) -> None:
-        """Release the inputs' temporary file, if any."""
-        if isinstance(self.inputs, SpilledInputs):
-            self.inputs.close()
-
-
-def transform_conditioned(
-    conditioned: np.ndarray | ConditionedSignal,
-    duration: float,
-    frontend: LogMelFrontEnd,
-    *,
-    device: str | torch.device = "cpu",
-    memory_budget: int | None = None,
-    spill: Spill | None = None,
-) -> PreparedRecording:
-    """Frame and transform a signal from :func:`condition_signal` (``duration``: of the original).
-
-    Spectrograms beyond ``memory_budget`` go to a temporary file from ``spill`` (see
-    :func:`~speechae.engine.run_autoencoder`) or, without one or without room, are recomputed
-    when needed; a :class:`~speechae.frontend.ConditionedSignal` must then stay open while the
-    result is used. Close the result when done.
-    """
-    config = frontend.config
-    n_windows = window_count(len(conditioned), config=config)
-    starts = window_starts(n_windows, config=config)
-    window_shape = (1, config.n_mels, config.n_frames)
-    if memory_budget is None:
-        memory_budget = memory_budget_for(device)
-    in_memory = n_windows * 4 * int(np.prod(window_shape)) <= memory_budget
-    spilled = None if in_memory else _spilled_inputs(spill, n_windows, window_shape, device)
-    scaled, kept = [], np.zeros(n_windows, dtype=bool)
-    try:
-        with torch.inference_mode():
-            for first in range(0, n_windows, FRONTEND_CHUNK):
-                last = min(first + FRONTEND_CHUNK, n_windows)
-                chunk = torch.from_numpy(np.array(frame_range(conditioned, first, last, config=config)))
-                mel, usable = frontend(chunk.to(device))
-                kept[first:last] = usable.cpu().numpy()
-                if in_memory:
-                    scaled.append(mel[usable])
-                elif spilled is not None:
-                    spilled = _append_or_give_up(spilled, mel[usable])
-    except BaseException:
-        if spilled is not None:
-            spilled.close()
-        raise
-    if in_memory:
-        inputs = TensorInputs(torch.cat(scaled))
-    elif spilled is not None:
-        inputs = spilled
-    else:
-        inputs = SignalInputs(conditioned, np.flatnonzero(kept), frontend, device)
-    return PreparedRecording(inputs=inputs, starts=starts[kept], dropped=starts[~kept], duration=duration)
-
-
-def _spilled_inputs(
-    spill: Spill | None, n_windows: int, window_shape: tuple[int, ...], device: torch.device | str
-) -> SpilledInputs | None:
-    if spill is None:
-        return None
-    try:
-        storage = spill(n_windows * int(np.prod(window_shape)), np.dtype(np.float32))
-    except TemporaryStorageError:
-        return None
-    return SpilledInputs(storage, window_shape, device)
-
-
-def _append_or_give_up(spilled: SpilledInputs, windows: torch.Tensor) -> SpilledInputs | None:
-    """Append ``windows``; on a full disk, drop the file (the windows will be recomputed)."""
-    try:
-        spilled.append(windows)
-    except TemporaryStorageError:
-        spilled.close()
-        return None
-    return spilled
-
-
-def features_from_output(
-    prepared: PreparedRecording, output: NetworkOutput, *, keep_spectrograms: bool = False
-) -> FileFeatures:
-    """Assemble :class:`FileFeatures` from a recording and the network's output for its windows."""
-    spectrogram = reconstruction = None
-    if keep_spectrograms:
-        spectrogram = prepared.inputs.get(0, len(prepared.inputs))[:, 0].cpu().numpy()
-        reconstruction = output.reconstruction[:, 0].cpu().numpy()
-    return FileFeatures(
-        bottleneck=output.code.cpu().numpy(),
-        error=output.error.cpu().numpy(),
-        starts=prepared.starts,
-        dropped=prepared.dropped,
-        duration=prepared.duration,
-        spectrogram=spectrogram,
-        reconstruction=reconstruction,
-    )
-
-
-def compute_features(
-    signal: np.ndarray,
-    sampling_rate: int,
-    network: nn.Module,
-    *,
-    frontend: LogMelFrontEnd | None = None,
-    device: str | torch.device = "cpu",
-    keep_spectrograms: bool = False,
-    chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int | None = None,
-    precision: str = "fp32",
-    name: str = "",
-) -> FileFeatures:
-    """Bottleneck and reconstruction-error features of every window, from one forward pass.
-
-    BatchNorm layers normalise with the statistics of all windows of the recording, as in
-    DisVoice; long recordings are processed in chunks with exactly the same statistics
-    (see :mod:`speechae.engine`), so memory stays bounded.
-
-    Args:
-        signal: samples ``(samples,)`` or ``(samples, channels)`` at ``sampling_rate``.
-        sampling_rate: in Hz.
-        network: an autoencoder from :mod:`speechae.models` on ``device``.
-        frontend: the log-Mel front-end (default settings if omitted).
-        device: where the front-end and network run.
-        keep_spectrograms: also return the scaled input and reconstructed spectrograms.
-        chunk_size: windows per forward step.
-        memory_budget: bytes of spectrograms and activations kept in memory at once (default:
-            :func:`~speechae.engine.memory_budget_for` the device).
-        precision: ``"fp32"`` (exact) or ``"bf16"`` (fast, approximate).
-        name: the recording's file, for warnings.
-
-    Raises:
-        AudioError: the signal is too short, silent or not finite (see :func:`condition_signal`).
-    """
-    frontend = (frontend or LogMelFrontEnd()).to(device)
-    conditioned = condition_signal(signal, sampling_rate, config=frontend.config, name=name)
-    return conditioned_features(
-        conditioned,
-        len(signal) / sampling_rate,
-        network,
-        frontend=frontend,
-        device=device,
-        keep_spectrograms=keep_spectrograms,
-        chunk_size=chunk_size,
-        memory_budget=memory_budget,
-        precision=precision,
-    )
-
-
-def conditioned_features(
-    conditioned: np.ndarray | ConditionedSignal,
-    duration: float,
-    network: nn.Module,
-    *,
-    frontend: LogMelFrontEnd,
-    device: str | torch.device = "cpu",
-    keep_spectrograms: bool = False,
-    chunk_size: int | None = DEFAULT_CHUNK,
-    memory_budget: int | None = None,
-    precision: str = "fp32",
-    spill: Spill | None = None,
-) -> FileFeatures:
-    """:func:`compute_features` of a signal already through :func:`condition_signal`.
-
-    Callers that read a long recording can drop its samples before the network runs;
-    ``duration`` is that of the original signal and ``frontend`` must be on ``device``.
-    ``spill`` lets the network keep activations in temporary files (see
-    :func:`~speechae.engine.run_autoencoder`).
-    """
-    prepared = transform_conditioned(
-        conditioned, duration, frontend, device=device, memory_budget=memory_budget, spill=spill
-    )
-    n_windows = len(prepared.inputs)
-    try:
-        with torch.inference_mode():
-            if n_windows:
-                output = run_autoencoder(
-                    network,
-                    prepared.inputs,
-                    torch.zeros(n_windows, dtype=torch.long, device=device),
-                    chunk_size=chunk_size,
-                    memory_budget=memory_budget,
-                    keep_reconstruction=keep_spectrograms,
-                    precision=precision,
-                    spill=spill,
-                )
-            else:
-                empty = torch.zeros(0, 1, frontend.config.n_mels, frontend.config.n_frames)
-                output = NetworkOutput(
-                    torch.zeros(0, network.bottleneck), torch.zeros(0, frontend.config.n_mels), empty
-                )
-        return features_from_output(prepared, output, keep_spectrograms=keep_spectrograms)
-    finally:
-        prepared.close()

@@ -100,6 +100,11 @@ class FrontEndConfig:
         """Number of STFT frames in one window (126 for the defaults)."""
         return 1 + self.window_length // self.hop_length
 
+    @property
+    def window_seconds(self) -> float:
+        """Length of one window in seconds (0.5 for the defaults)."""
+        return self.window_length / self.sampling_rate
+
     def to_dict(self) -> dict[str, float | int]:
         """Return the settings as a plain dictionary (for metadata and cache keys)."""
         return asdict(self)
@@ -409,7 +414,7 @@ def _working_precision(samples: np.ndarray) -> np.ndarray:
 
 
 def _too_short(seconds: float, config: FrontEndConfig) -> AudioTooShortError:
-    need = config.window_length / config.sampling_rate
+    need = config.window_seconds
     return AudioTooShortError(f"the audio lasts {seconds:.3f} s, shorter than one {need} s window")
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files
 from speechae.errors import ParameterError, SpeechaeError
+from speechae.recordings import segment_span, with_segment
 
 __all__ = [
     "LIST_EXTENSIONS",
@@ -40,8 +41,6 @@ __all__ = [
     "item_order",
     "parse_shard",
     "printable",
-    "segment_span",
-    "with_segment",
 ]
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -65,25 +64,25 @@ class Item:
         """Whether only part of the recording is processed."""
         return self.start is not None or self.end is not None
 
+    @property
+    def label(self) -> str:
+        """How records and messages name the item: its key, with the segment when it is one.
 
-def segment_span(start: float | None, end: float | None) -> str:
-    """A segment as labels and keys write it.
+        Example:
+            >>> Item("talk.wav", "/data/talk.wav", 1.0, 3.5).label
+            'talk.wav [1-3.5 s]'
+        """
+        return with_segment(self.key, self.start, self.end)
 
-    Example:
-        >>> segment_span(1.0, 3.5), segment_span(None, 2.0), segment_span(60.0, None)
-        ('1-3.5', '0-2', '60-end')
-    """
-    return f"{start or 0:g}-{'end' if end is None else f'{end:g}'}"
+    @property
+    def kaldi_key(self) -> str:
+        """The item's Kaldi key: its key, with the segment when it is one.
 
-
-def with_segment(name: str, start: float | None, end: float | None) -> str:
-    """``name`` followed by its segment, when only part of the recording is meant.
-
-    Example:
-        >>> with_segment("talk.wav", 1.0, None), with_segment("talk.wav", None, None)
-        ('talk.wav [1-end s]', 'talk.wav')
-    """
-    return name if start is None and end is None else f"{name} [{segment_span(start, end)} s]"
+        Example:
+            >>> Item("talk.wav", "/data/talk.wav", 1.0, 3.5).kaldi_key
+            'talk.wav[1-3.5]'
+        """
+        return f"{self.key}[{segment_span(self.start, self.end)}]" if self.is_segment else self.key
 
 
 def printable(text: str) -> str:
@@ -174,8 +173,13 @@ def collect_items(
     Returns:
         ``(items, failures)``; a failure is ``(input, reason)`` for an input that gave nothing
         (a missing path, an empty folder). A missing audio file is an item: it fails when read.
+
+    Raises:
+        ParameterError: ``root`` is not a folder.
     """
     root_path = Path(root) if root is not None else None
+    if root_path is not None and not root_path.is_dir():
+        raise ParameterError(f"root {root}: no such folder")
     items: set[Item] = set()
     failures: list[tuple[str, str]] = []
     for given in inputs:

@@ -7,7 +7,7 @@ with ``keep_spectrograms=True``.
 
 Example:
     >>> import numpy as np
-    >>> from speechae.features import compute_features
+    >>> from speechae.pipeline import compute_features
     >>> from speechae.models import ConvAutoencoder
     >>> signal = np.random.default_rng(0).standard_normal(32000)
     >>> features = compute_features(signal, 16000, ConvAutoencoder(8), keep_spectrograms=True)
@@ -132,7 +132,7 @@ def dropped_spans(
         >>> dropped_spans([1.0, 1.25, 3.0])
         [(1.0, 1.75), (3.0, 3.5)]
     """
-    length = config.window_length / config.sampling_rate
+    length = config.window_seconds
     spans: list[tuple[float, float]] = []
     for start in sorted(float(value) for value in dropped):
         if spans and start <= spans[-1][1]:
@@ -253,7 +253,7 @@ def spectrogram_axes(
 
     Example:
         >>> from matplotlib.figure import Figure
-        >>> from speechae.features import compute_features
+        >>> from speechae.pipeline import compute_features
         >>> from speechae.models import ConvAutoencoder
         >>> signal = np.random.default_rng(0).standard_normal(32000)
         >>> features = compute_features(signal, 16000, ConvAutoencoder(8), keep_spectrograms=True)
@@ -306,7 +306,7 @@ def window_error_axes(
 
     Example:
         >>> from matplotlib.figure import Figure
-        >>> from speechae.features import compute_features
+        >>> from speechae.pipeline import compute_features
         >>> from speechae.models import ConvAutoencoder
         >>> signal = np.random.default_rng(0).standard_normal(32000)
         >>> features = compute_features(signal, 16000, ConvAutoencoder(8))
@@ -314,7 +314,7 @@ def window_error_axes(
         >>> line.get_xdata().tolist()
         [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
     """
-    half = config.window_length / config.sampling_rate / 2
+    half = config.window_seconds / 2
     starts = np.concatenate((features.starts, features.dropped))
     errors = np.concatenate((features.error.mean(axis=1), np.full(len(features.dropped), np.nan)))
     order = np.argsort(starts, kind="stable")
@@ -345,7 +345,7 @@ def error_profile_axes(
 
     Example:
         >>> from matplotlib.figure import Figure
-        >>> from speechae.features import compute_features
+        >>> from speechae.pipeline import compute_features
         >>> from speechae.models import ConvAutoencoder
         >>> signal = np.random.default_rng(0).standard_normal(32000)
         >>> features = compute_features(signal, 16000, ConvAutoencoder(8))
@@ -393,7 +393,7 @@ def error_profile_figure(
     """A figure of the reconstruction error per Mel band (no spectrograms needed).
 
     Example:
-        >>> from speechae.features import compute_features
+        >>> from speechae.pipeline import compute_features
         >>> from speechae.models import ConvAutoencoder
         >>> signal = np.random.default_rng(0).standard_normal(32000)
         >>> figure = error_profile_figure(compute_features(signal, 16000, ConvAutoencoder(8)))
@@ -431,7 +431,7 @@ def recording_figure(
         ParameterError: the features hold no spectrograms or no kept window.
 
     Example:
-        >>> from speechae.features import compute_features
+        >>> from speechae.pipeline import compute_features
         >>> from speechae.models import ConvAutoencoder
         >>> signal = np.random.default_rng(0).standard_normal(32000)
         >>> features = compute_features(signal, 16000, ConvAutoencoder(8), keep_spectrograms=True)

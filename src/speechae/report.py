@@ -11,7 +11,7 @@ Example:
     >>> import numpy as np, pandas as pd
     >>> from pathlib import Path
     >>> from speechae.corpus import file_record
-    >>> from speechae.features import compute_features
+    >>> from speechae.pipeline import compute_features
     >>> from speechae.models import ConvAutoencoder
     >>> signal = np.random.default_rng(0).standard_normal(32000)
     >>> features = compute_features(signal, 16000, ConvAutoencoder(8), keep_spectrograms=True)
@@ -30,6 +30,7 @@ import html
 import io
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,15 +39,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from speechae.atomic import atomic_path
-from speechae.corpus import RECORD_COLUMNS
-from speechae.errors import ParameterError
+from speechae.corpus import RECORD_COLUMNS, Extraction, RunSummary
+from speechae.errors import DroppedWindowsWarning, ParameterError
 from speechae.features import FileFeatures
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig
+from speechae.inputs import Item
 from speechae.plots import dropped_spans, recording_figure
+from speechae.progress import clock
 
 __all__ = ["write_report"]
 
 STATUSES = ("ok", "failed")
+WORST = 6
 THUMBNAIL_DPI = 80
 MISSING = "–"
 WORST_COLOUR = "#c0392b"
@@ -98,12 +102,6 @@ def _number(value: float, fmt: str) -> str:
     return format(value, fmt) if np.isfinite(value) else MISSING
 
 
-def _clock(seconds: float) -> str:
-    """``h:mm:ss``, rounded to the second."""
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
-
-
 def _times(values: object) -> list[float]:
     if isinstance(values, (list, tuple, np.ndarray, pd.Series)):
         return [float(value) for value in values]
@@ -131,7 +129,7 @@ def _summary(records: pd.DataFrame) -> str:
     errors = ok["mean_error"].astype(float)
     durations = ok["duration"].astype(float)
     unknown = int(durations.isna().sum())
-    duration = _clock(float(durations.sum())) + (f" ({unknown} unknown)" if unknown else "")
+    duration = clock(float(durations.sum())) + (f" ({unknown} unknown)" if unknown else "")
     rows = [
         ("Files", str(len(records))),
         ("Processed", str(len(ok))),
@@ -279,13 +277,79 @@ def _settings(settings: dict[str, str]) -> str:
     return f'<section id="settings"><h2>Model and settings</h2>{_table(("setting", "value"), rows)}</section>'
 
 
+def worst_files(records: pd.DataFrame, worst: int = WORST) -> pd.Series:
+    """The ``worst`` processed files of highest mean reconstruction error, highest first.
+
+    Ties keep the records' order.
+
+    Returns:
+        ``mean_error`` indexed by ``file``.
+
+    Example:
+        >>> records = pd.DataFrame({"file": ["a", "b", "c"], "status": ["ok", "ok", "failed"],
+        ...                         "mean_error": [0.1, 0.3, float("nan")]})
+        >>> worst_files(records, 1).to_dict()
+        {'b': 0.3}
+    """
+    ok = records[records["status"] == "ok"]
+    errors = pd.Series(ok["mean_error"].astype(float).to_numpy(), index=ok["file"]).dropna()
+    return errors.sort_values(ascending=False, kind="stable").head(worst)
+
+
+def report_run(
+    path: str | os.PathLike[str],
+    extraction: Extraction,
+    items: Sequence[Item],
+    summary: RunSummary,
+    *,
+    worst: int = WORST,
+    command: str = "",
+) -> None:
+    """Write the report of a corpus run (:func:`speechae.corpus.extract_corpus`) to ``path``.
+
+    The figures of the ``worst`` files are computed again through the run's pipeline, with
+    their spectrograms; the settings table names the model, the level, the precision, the
+    device and ``command`` (the command line that made the run, if any).
+
+    Example:
+        >>> summary = extract_corpus(extractor, items, "out.parquet")  # doctest: +SKIP
+        >>> report_run("report.html", extractor, items, summary)  # doctest: +SKIP
+    """
+    from speechae import __version__
+
+    pipeline = extraction.pipeline
+    by_label = {item.label: item for item in items}
+    thumbnails = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedWindowsWarning)  # the run has reported them
+        for file in worst_files(summary.records, worst).index:
+            if file in by_label:
+                item = by_label[file]
+                recording = pipeline.read(item.path, start=item.start, end=item.end)
+                thumbnails[file] = pipeline.features(recording, keep_spectrograms=True)
+    model = pipeline.model
+    settings = {
+        "model": model.name,
+        "architecture": model.architecture,
+        "bottleneck": str(model.bottleneck),
+        "weights sha256": model.weights_sha256,
+        "level": extraction.level,
+        "precision": pipeline.precision,
+        "device": str(pipeline.device),
+        "speechae": __version__,
+        **({"command": command} if command else {}),
+        "output": str(summary.output),
+    }
+    write_report(path, summary.records, settings, thumbnails, worst=worst, config=pipeline.frontend.config)
+
+
 def write_report(
     path: str | os.PathLike[str],
     records: pd.DataFrame,
     settings: dict[str, str],
     thumbnails: dict[str, FileFeatures],
     *,
-    worst: int = 6,
+    worst: int = WORST,
     config: FrontEndConfig = DEFAULT_FRONTEND,
 ) -> None:
     """Write one self-contained HTML page that summarises a corpus run.
@@ -315,10 +379,8 @@ def write_report(
         >>> write_report("report.html", records, {"model": "cae-256"}, {})  # doctest: +SKIP
     """
     records = _validated(records, worst)
-    ok = records[records["status"] == "ok"]
-    errors = pd.Series(ok["mean_error"].astype(float).to_numpy(), index=ok["file"]).dropna()
-    ranked = errors.sort_values(ascending=False, kind="stable").head(worst)
-    processed = len(ok)
+    ranked = worst_files(records, worst)
+    processed = int((records["status"] == "ok").sum())
     heading = f"{len(records)} file{'s' if len(records) != 1 else ''}: {processed} processed, "
     heading += f"{len(records) - processed} failed"
     page = (

@@ -39,11 +39,13 @@ from speechae.models import architecture_from_state_dict, build_autoencoder
 
 __all__ = [
     "PRETRAINED",
+    "ListedModel",
     "LoadedModel",
     "PretrainedModel",
     "cache_dir",
     "fetch",
     "import_weights",
+    "list_models",
     "load_model",
     "model_info",
     "save_weights",
@@ -105,6 +107,44 @@ class LoadedModel:
     network: nn.Module
     weights_sha256: str
     metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ListedModel:
+    """A model that :func:`list_models` shows: registered, or imported into the cache."""
+
+    name: str
+    architecture: str
+    bottleneck: str
+    cached: bool
+    description: str
+
+
+def list_models() -> list[ListedModel]:
+    """The registered models (cached or not), then the models imported into the cache.
+
+    Example:
+        >>> [model.name for model in list_models()][:2]
+        ['cae-256', 'rae-256']
+    """
+    folder = cache_dir() / "models"
+    listed = [
+        ListedModel(
+            spec.name,
+            spec.architecture,
+            str(spec.bottleneck),
+            (folder / f"{spec.name}.safetensors").is_file(),
+            spec.description,
+        )
+        for spec in PRETRAINED.values()
+    ]
+    for name in sorted(path.stem for path in folder.glob("*.safetensors") if path.stem not in PRETRAINED):
+        metadata = stored_metadata(folder / f"{name}.safetensors")
+        architecture, bottleneck = metadata.get("architecture", "?"), metadata.get("bottleneck", "?")
+        listed.append(
+            ListedModel(name, architecture, bottleneck, True, f"imported (speechae models info {name})")
+        )
+    return listed
 
 
 def cache_dir() -> Path:
