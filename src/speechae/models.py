@@ -359,6 +359,18 @@ class ConvAutoencoder(nn.Module):
         return x, code
 
 
+def _run_lstm(lstm: nn.LSTM, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``lstm(x)``, in float32 on the CPU even under bfloat16 autocast.
+
+    oneDNN has no bfloat16 LSTM on every CPU ("could not create a primitive descriptor"), so a
+    bf16 run's recurrent layers stay in float32 there; in float32 this changes nothing.
+    """
+    if x.device.type != "cpu":
+        return lstm(x)
+    with torch.autocast("cpu", enabled=False):
+        return lstm(x.float())
+
+
 class RecurrentEncoder(nn.Module):
     """Bidirectional LSTM over time; last outputs and final states feed a linear bottleneck."""
 
@@ -369,7 +381,7 @@ class RecurrentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, 1, n_mels, frames)`` -> ``(n, bottleneck)``."""
-        outputs, (final_hidden, _) = self.lstm1(x[:, 0].transpose(1, 2))
+        outputs, (final_hidden, _) = _run_lstm(self.lstm1, x[:, 0].transpose(1, 2))
         summary = torch.cat((outputs[:, -1], final_hidden.transpose(0, 1).flatten(1)), dim=1)
         return F.leaky_relu(self.linear(summary))
 
@@ -385,7 +397,7 @@ class RecurrentDecoder(nn.Module):
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         """``(n, bottleneck)`` -> ``(n, 1, 128, frames)``."""
         steps = code.unsqueeze(1).expand(-1, self.n_frames, -1).contiguous()
-        outputs, _ = self.lstm(steps)
+        outputs, _ = _run_lstm(self.lstm, steps)
         return outputs.transpose(1, 2).unsqueeze(1)
 
 
