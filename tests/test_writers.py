@@ -121,21 +121,23 @@ def test_unknown_extension_and_format():
 
 
 def test_merge_refuses_missing_repeated_foreign_and_incomplete_shards(tmp_path):
+    from speechae.corpus import merge_shards
+
     def shard(index: int, count: int, level: str = "dynamic", files=("a.wav",)) -> str:
         path = tmp_path / f"out.shard-{index}-of-{count}.csv"
         write_table(table(level, files=files), path, level=level)
         return str(path)
 
     first, second = shard(0, 2), shard(1, 2, files=("b.wav",))
-    assert merge_tables([first, second], tmp_path / "out.csv") == 6
+    assert merge_shards([first, second], tmp_path / "out.csv")["rows"] == 6
     with pytest.raises(ParameterError, match=r"out\.shard-0-of-3\.csv: no such shard output"):
-        merge_tables([first, str(tmp_path / "out.shard-0-of-3.csv")], tmp_path / "x.csv")
+        merge_shards([first, str(tmp_path / "out.shard-0-of-3.csv")], tmp_path / "x.csv")
     with pytest.raises(ParameterError, match="given twice"):
-        merge_tables([first, second, first], tmp_path / "x.csv")
+        merge_shards([first, second, first], tmp_path / "x.csv")
     with pytest.raises(ParameterError, match=r"shard\(s\) 1 of this run are missing"):
-        merge_tables([first], tmp_path / "x.csv")
+        merge_shards([first], tmp_path / "x.csv")
     with pytest.raises(ParameterError, match=r"split \[2, 3\] ways"):
-        merge_tables([first, second, shard(2, 3)], tmp_path / "x.csv")
+        merge_shards([first, second, shard(2, 3)], tmp_path / "x.csv")
     with pytest.raises(ParameterError, match="holds other features"):
-        merge_tables([first, shard(1, 2, level="static", files=("b.wav",))], tmp_path / "x.csv")
+        merge_shards([first, shard(1, 2, level="static", files=("b.wav",))], tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()

@@ -438,14 +438,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from speechae.corpus import check_same_run, merge_sidecars
-    from speechae.writers import check_output_path, merge_tables
+    from speechae.corpus import merge_shards
 
-    check_same_run(args.shards)
-    check_output_path(args.output, args.format)
-    rows = merge_tables(args.shards, args.output, fmt=args.format)
-    print(f"speechae: merged {len(args.shards)} shard(s), {rows} row(s) into {args.output}")
-    for kind, count in merge_sidecars(args.shards, args.output).items():
+    counts = merge_shards(args.shards, args.output, fmt=args.format)
+    print(f"speechae: merged {len(args.shards)} shard(s), {counts.pop('rows')} row(s) into {args.output}")
+    for kind, count in counts.items():
         if count:
             print(f"speechae: {count} {kind} row(s) of the shards into {args.output}.{kind}.csv")
     return EXIT_OK

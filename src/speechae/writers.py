@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -470,44 +469,21 @@ def _value_dtype(table: pd.DataFrame) -> str:
     return "float64"
 
 
-_SHARD_NAME = re.compile(r"\.shard-(\d+)-of-(\d+)(\.[^.]*)?$")
-
-
-def _check_shard_set(paths: list[Path]) -> None:
-    seen: set[Path] = set()
-    for path in paths:
-        if not path.exists():
-            raise ParameterError(f"{path}: no such shard output")
-        if path.resolve() in seen:
-            raise ParameterError(f"{path}: given twice")
-        seen.add(path.resolve())
-    numbered = [_SHARD_NAME.search(path.name) for path in paths]
-    if not paths or not all(numbered):
-        return
-    counts = {int(match[2]) for match in numbered}
-    if len(counts) > 1:
-        raise ParameterError(f"the shards come from runs split {sorted(counts)} ways; merge one run's shards")
-    missing = sorted(set(range(counts.pop())) - {int(match[1]) for match in numbered})
-    if missing:
-        raise ParameterError(f"shard(s) {', '.join(map(str, missing))} of this run are missing")
-
-
 def merge_tables(
     inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, fmt: str | None = None
 ) -> int:
-    """Join shard outputs into one table, rows sorted as a single run sorts them.
+    """Join tables of one run's parts into one, rows sorted as a single run sorts them.
 
-    The result is byte-identical to the output of the same run done in one piece.
+    The result is byte-identical to the output of the same run done in one piece
+    (:func:`speechae.corpus.merge_shards` checks first that the parts are one run's shards).
 
     Returns:
         the number of rows written.
 
     Raises:
-        ParameterError: a shard is missing, given twice, or holds other features than the rest
-            (static and dynamic, other models); names of the form ``NAME.shard-I-of-N.EXT``
-            must cover every ``I`` from 0 to N-1.
+        ParameterError: a table holds other features than the rest (static and dynamic, other
+            models).
     """
-    _check_shard_set([Path(path) for path in inputs])
     tables = [read_table(path) for path in inputs]
     # an empty Kaldi shard cannot say which features it holds: Kaldi keeps no column names
     described = [(path, table) for path, table in zip(inputs, tables, strict=True) if len(table.columns)]

@@ -22,7 +22,7 @@ from speechae.corpus.outputs import Extraction, extract_corpus
 from speechae.corpus.planning import BATCH_WINDOWS, LONG_FILE_WINDOWS, ItemResult, plan_batches
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
 from speechae.corpus.runner import run_items
-from speechae.corpus.shards import check_same_run, merge_sidecars, shard_output
+from speechae.corpus.shards import check_same_run, merge_shards, merge_sidecars, shard_output
 
 __all__ = [
     "BATCH_WINDOWS",
@@ -34,6 +34,7 @@ __all__ = [
     "check_same_run",
     "extract_corpus",
     "file_record",
+    "merge_shards",
     "merge_sidecars",
     "plan_batches",
     "run_items",

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,14 +24,76 @@ from speechae.corpus.sidecars import SIDECARS, sidecar_path, write_csv_atomicall
 from speechae.errors import ParameterError
 from speechae.inputs import Item, item_order
 from speechae.pipeline import Pipeline
+from speechae.writers import check_output_path, merge_tables
 
-__all__ = ["check_same_run", "merge_sidecars", "run_description", "shard_output", "write_run_description"]
+__all__ = [
+    "check_same_run",
+    "check_shard_set",
+    "merge_shards",
+    "merge_sidecars",
+    "run_description",
+    "shard_output",
+    "write_run_description",
+]
+
+
+_SHARD_NAME = re.compile(r"\.shard-(\d+)-of-(\d+)(\.[^.]*)?$")
+
+
+def check_shard_set(paths: Sequence[Path]) -> None:
+    """Refuse a missing or repeated shard, and an incomplete set of ``NAME.shard-I-of-N.EXT``.
+
+    Raises:
+        ParameterError: naming the shard, or the numbers missing.
+    """
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise ParameterError(f"{path}: no such shard output")
+        if path.resolve() in seen:
+            raise ParameterError(f"{path}: given twice")
+        seen.add(path.resolve())
+    numbered = [_SHARD_NAME.search(path.name) for path in paths]
+    if not paths or not all(numbered):
+        return
+    counts = {int(match[2]) for match in numbered}
+    if len(counts) > 1:
+        raise ParameterError(f"the shards come from runs split {sorted(counts)} ways; merge one run's shards")
+    missing = sorted(set(range(counts.pop())) - {int(match[1]) for match in numbered})
+    if missing:
+        raise ParameterError(f"shard(s) {', '.join(map(str, missing))} of this run are missing")
 
 
 def shard_output(output: str | os.PathLike[str], shard: tuple[int, int]) -> Path:
     """Output path of one shard: ``features.parquet`` -> ``features.shard-0-of-4.parquet``."""
     path = Path(output)
     return path.with_name(f"{path.stem}.shard-{shard[0]}-of-{shard[1]}{path.suffix}")
+
+
+def merge_shards(
+    shards: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, fmt: str | None = None
+) -> dict[str, int]:
+    """Join one run's shards into ``output`` and their lists of failures and dropped windows beside it.
+
+    The table is byte-identical to the output of the same run done in one piece.
+
+    Returns:
+        rows written per kind, e.g. ``{"rows": 120, "errors": 2, "dropped": 0}``.
+
+    Raises:
+        ParameterError: shards of different runs, a missing, repeated or foreign shard, or an
+            output that cannot be written.
+
+    Example:
+        >>> shards = ["out.shard-0-of-2.parquet", "out.shard-1-of-2.parquet"]
+        >>> merge_shards(shards, "out.parquet")  # doctest: +SKIP
+        {'rows': 120, 'errors': 2, 'dropped': 0}
+    """
+    check_same_run(shards)
+    check_shard_set([Path(shard) for shard in shards])
+    check_output_path(output, fmt)
+    rows = merge_tables(shards, output, fmt=fmt)
+    return {"rows": rows, **merge_sidecars(shards, output)}
 
 
 def merge_sidecars(
