@@ -28,9 +28,9 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -45,7 +45,9 @@ __all__ = [
     "DEFAULT_DISK_BUDGET",
     "DEFAULT_MEMORY_BUDGET",
     "PRECISIONS",
+    "FileNorm",
     "NetworkOutput",
+    "StagedNetwork",
     "TensorInputs",
     "chunk_for",
     "memory_budget_for",
@@ -90,6 +92,51 @@ class WindowInputs(Protocol):
 
     def get(self, first: int, last: int) -> torch.Tensor:
         """Windows ``first..last-1`` as float32 ``(m, 1, n_mels, frames)``."""
+        ...
+
+
+class FileNorm(Protocol):
+    """A BatchNorm layer that applies given per-file statistics (:class:`speechae.models.FileBatchNorm2d`)."""
+
+    def normalise(
+        self,
+        x: torch.Tensor,
+        mean: torch.Tensor,
+        var: torch.Tensor,
+        file_index: torch.Tensor,
+        *,
+        inplace: bool = False,
+    ) -> torch.Tensor:
+        """``x`` normalised with the ``(n_files, channels)`` statistics of each window's file."""
+        ...
+
+
+@runtime_checkable
+class StagedNetwork(Protocol):
+    """What :func:`run_autoencoder` needs of a network with BatchNorm layers.
+
+    The network is a chain of ``n_stages`` stages separated by its :attr:`norms`:
+    ``stage(0, x)`` gives the input of ``norms[0]``, ``stage(k, normalised)`` the input of
+    ``norms[k]`` and the last stage the reconstruction; one stage also yields the bottleneck.
+    Stages before the last give channels-last outputs, written into ``out`` when it is given; a
+    stage may overwrite its (normalised) input. Networks without BatchNorm layers (the RAE) are
+    run as ``network(x) -> (reconstruction, bottleneck)``, window by window independently.
+    """
+
+    #: ``len(norms) + 1``.
+    n_stages: int
+    #: Windows per step of each stage on a CPU.
+    cpu_chunks: tuple[int, ...]
+
+    @property
+    def norms(self) -> Sequence[FileNorm]:
+        """The BatchNorm layers in the order the data passes them."""
+        ...
+
+    def stage(
+        self, k: int, x: torch.Tensor, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run stage ``k``: ``(output, bottleneck or None)``."""
         ...
 
 
@@ -157,12 +204,13 @@ def memory_budget_for(device: torch.device | str) -> int:
 
 def _stage_chunks(network: nn.Module, device: torch.device, chunk_size: int | None) -> list[int]:
     """Windows per step for each stage of a staged network (one entry for other networks)."""
-    stages = getattr(network, "n_stages", 1)
+    if not isinstance(network, StagedNetwork):
+        return [chunk_size or chunk_for(device)]
     if chunk_size:
-        return [chunk_size] * stages
-    if device.type == "cpu" and hasattr(network, "cpu_chunks"):
+        return [chunk_size] * network.n_stages
+    if device.type == "cpu":
         return list(network.cpu_chunks)
-    return [chunk_for(device)] * stages
+    return [chunk_for(device)] * network.n_stages
 
 
 def _ranges(total: int, chunk: int) -> list[tuple[int, int]]:
@@ -240,48 +288,91 @@ class _KeptBuffers:
         self.reading = 1 - self.reading
 
 
+class _NetworkInputs:
+    """Nothing kept: the windows start from the network's input (layer -1)."""
+
+    layer = -1
+
+    def __init__(self, inputs: WindowInputs) -> None:
+        self.inputs = inputs
+
+    def read(self, first: int, last: int, consume: bool) -> tuple[torch.Tensor, bool]:
+        """Inputs of windows ``first..last-1``, channels-last, and that they may be overwritten."""
+        return self.inputs.get(first, last).contiguous(memory_format=torch.channels_last), True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _KeptInMemory:
+    """One layer's activations of every window in a :class:`_KeptBuffers` tensor."""
+
+    def __init__(self, layer: int, activations: torch.Tensor) -> None:
+        self.layer, self.activations = layer, activations
+
+    def read(self, first: int, last: int, consume: bool) -> tuple[torch.Tensor, bool]:
+        """Windows ``first..last-1`` where they lie; with ``consume`` they may be overwritten."""
+        return self.activations[first:last], consume
+
+    def destination(self, first: int, last: int) -> torch.Tensor:
+        """Where a stage writes the activations of windows ``first..last-1``."""
+        return self.activations[first:last]
+
+    def write(self, first: int, last: int, x: torch.Tensor) -> _KeptInMemory:
+        """Keep the activations ``x`` of windows ``first..last-1``."""
+        self.activations[first:last] = x
+        return self
+
+    def close(self) -> None:
+        """Nothing to release: the buffers are reused by the next layer."""
+
+
 class _SpilledActivations:
     """One layer's activations of every window in a temporary file, read back by window ranges."""
 
-    def __init__(self, storage: SpillStorage, like: torch.Tensor) -> None:
-        self.storage = storage
+    def __init__(self, layer: int, storage: SpillStorage, like: torch.Tensor) -> None:
+        self.layer, self.storage = layer, storage
         _, channels, height, width = like.shape
         self.pixel_shape = (height, width, channels)  # channels-last, as the stages write them
         self.dtype, self.device = like.dtype, like.device
         self.window_bytes = channels * height * width * like.element_size()
 
-    def __setitem__(self, windows: slice, x: torch.Tensor) -> None:
-        data = x.permute(0, 2, 3, 1).contiguous().cpu().view(torch.uint8).numpy().reshape(-1)
-        self.storage[windows.start * self.window_bytes : windows.stop * self.window_bytes] = data
-
-    def read(self, first: int, last: int) -> torch.Tensor:
+    def read(self, first: int, last: int, consume: bool) -> tuple[torch.Tensor, bool]:
         """Windows ``first..last-1``, a new channels-last tensor on the layer's device."""
         data = torch.from_numpy(self.storage.read(first * self.window_bytes, last * self.window_bytes))
         pixels = data.view(self.dtype).view(last - first, *self.pixel_shape)
-        return pixels.permute(0, 3, 1, 2).to(self.device)
+        return pixels.permute(0, 3, 1, 2).to(self.device), True
+
+    def destination(self, first: int, last: int) -> None:
+        """Stages cannot write into a file: :meth:`write` copies their output."""
+        return None
+
+    def write(self, first: int, last: int, x: torch.Tensor) -> _SpilledActivations | None:
+        """Keep windows ``first..last-1``; on a full disk, drop the file (the layer is recomputed)."""
+        data = x.permute(0, 2, 3, 1).contiguous().cpu().view(torch.uint8).numpy().reshape(-1)
+        try:
+            self.storage[first * self.window_bytes : last * self.window_bytes] = data
+        except TemporaryStorageError:
+            self.close()
+            return None
+        return self
 
     def close(self) -> None:
+        """Delete the temporary file."""
         self.storage.close()
 
 
-def _write_or_give_up(
-    kept: _SpilledActivations, first: int, last: int, x: torch.Tensor
-) -> _SpilledActivations | None:
-    """Write windows ``first..last-1``; on a full disk, drop the file (the layer is recomputed)."""
-    try:
-        kept[first:last] = x
-    except TemporaryStorageError:
-        kept.close()
-        return None
-    return kept
+#: The activations that later passes start from: in memory, in a temporary file, or none (the
+#: network's input, from which every layer is recomputed).
+_Kept = _NetworkInputs | _KeptInMemory | _SpilledActivations
 
 
 class _LayerwiseRun:
-    """State of one layer-by-layer pass over a CAE: statistics found so far and kept activations."""
+    """State of one layer-by-layer pass over a staged network: statistics so far, kept activations."""
 
     def __init__(
         self,
-        network: nn.Module,
+        network: StagedNetwork,
         inputs: WindowInputs,
         file_index: torch.Tensor,
         spill: Spill | None = None,
@@ -292,58 +383,48 @@ class _LayerwiseRun:
         self.file_index = file_index
         self.n_files = int(file_index.max()) + 1
         self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.kept_layer = -1
-        self.kept: torch.Tensor | _SpilledActivations | None = None
+        self.kept: _Kept = _NetworkInputs(inputs)
         self.buffers = _KeptBuffers.of_this_thread()
         self.code: torch.Tensor | None = None
         self.spill, self.disk_budget = spill, disk_budget
 
-    def _kept_windows(self, first: int, last: int, consume: bool) -> tuple[torch.Tensor, bool]:
-        """Kept activations of windows ``first..last-1`` and whether they may be overwritten."""
-        if isinstance(self.kept, _SpilledActivations):
-            return self.kept.read(first, last), True
-        return self.kept[first:last], consume
-
-    def _keep(self, x: torch.Tensor, budget: int) -> torch.Tensor | _SpilledActivations | None:
-        """Storage for the output of the layer that ``x`` (its first chunk) starts, if any fits."""
+    def _keep(self, layer: int, x: torch.Tensor, budget: int) -> _KeptInMemory | _SpilledActivations | None:
+        """Storage for the output of ``layer``, whose first chunk is ``x``, if any fits."""
         size = x[0].numel() * x.element_size() * len(self.inputs)
         if size <= budget:
-            return self.buffers.next(x, len(self.inputs))
+            kept = _KeptInMemory(layer, self.buffers.next(x, len(self.inputs)))
+            self.buffers.swap()
+            return kept
         if self.spill is None or size > self.disk_budget or x[0].numel() > SPILL_WINDOW_VALUES:
             return None
         try:
-            return _SpilledActivations(self.spill(size, np.dtype(np.uint8)), x)
+            return _SpilledActivations(layer, self.spill(size, np.dtype(np.uint8)), x)
         except TemporaryStorageError:
             return None  # no room: recompute instead
 
     def release(self) -> None:
         """Free the kept activations (temporary files included)."""
-        if isinstance(self.kept, _SpilledActivations):
-            self.kept.close()
-        self.kept = None
+        self.kept.close()
+        self.kept = _NetworkInputs(self.inputs)
         self.buffers.release_large()
 
     def advance(
         self, first: int, last: int, until: int, out: torch.Tensor | None = None, consume: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Output of stage ``until`` for windows ``first..last-1``, from the nearest kept layer.
+        """Output of stage ``until`` for windows ``first..last-1``, from the kept layer.
 
-        ``out``, if given, receives the output (stages 0-6). With ``consume`` these windows'
-        kept activations are read for the last time and are normalised where they lie; the
-        intermediate outputs of this call always are (a new tensor per layer costs 10%).
+        ``out``, if given, receives the output. With ``consume`` these windows' kept activations
+        are read for the last time and are normalised where they lie; the intermediate outputs
+        of this call always are (a new tensor per layer costs 10%).
         """
-        if self.kept_layer < 0:
-            inputs = self.inputs.get(first, last).contiguous(memory_format=torch.channels_last)
-            x, code = self.network.stage(0, inputs, out if until == 0 else None)
-            start, owned = 1, True
-        else:
-            x, owned = self._kept_windows(first, last, consume)
-            code, start = None, self.kept_layer + 1
+        x, owned = self.kept.read(first, last, consume)
         index = self.file_index[first:last]
-        for k in range(start, until + 1):
-            norm = self.network.norms[k - 1]
-            normalised = norm.normalise(x, *self.statistics[k - 1], index, inplace=owned)
-            x, emitted = self.network.stage(k, normalised, out if k == until else None)
+        code = None
+        for k in range(self.kept.layer + 1, until + 1):
+            if k > 0:
+                norm = self.network.norms[k - 1]
+                x = norm.normalise(x, *self.statistics[k - 1], index, inplace=owned)
+            x, emitted = self.network.stage(k, x, out if k == until else None)
             code = emitted if emitted is not None else code
             owned = True  # this call's own output from here on
         return x, code
@@ -359,33 +440,26 @@ class _LayerwiseRun:
         try:
             for first, last in chunks:
                 # once this layer is kept in memory, the kept layer in front of it is never read again
-                in_memory = isinstance(kept, torch.Tensor)
-                out = kept[first:last] if in_memory else None
-                x, code = self.advance(first, last, until=layer, out=out, consume=in_memory)
+                out = None if kept is None else kept.destination(first, last)
+                x, code = self.advance(first, last, until=layer, out=out, consume=out is not None)
                 if moments is None:
                     moments = ChannelMoments(self.n_files, x.shape[1], x.device)
-                    kept = self._keep(x, budget)
-                    if isinstance(kept, torch.Tensor):
-                        kept[first:last] = x
-                if isinstance(kept, _SpilledActivations):
-                    kept = _write_or_give_up(kept, first, last, x)
+                    kept = self._keep(layer, x, budget)
+                if kept is not None and out is None:
+                    kept = kept.write(first, last, x)
                 moments.update(x, self.file_index[first:last])
                 if code is not None:
                     if self.code is None:
                         self.code = code.new_empty((len(self.inputs), code.shape[1]))
                     self.code[first:last] = code
         except BaseException:
-            if isinstance(kept, _SpilledActivations):
+            if kept is not None:
                 kept.close()
             raise
         self.statistics.append(moments.result())
-        if kept is None:
-            return
-        if isinstance(self.kept, _SpilledActivations):
+        if kept is not None:
             self.kept.close()
-        self.kept, self.kept_layer = kept, layer
-        if isinstance(kept, torch.Tensor):
-            self.buffers.swap()
+            self.kept = kept
 
 
 def run_autoencoder(
@@ -456,14 +530,13 @@ def _run(
     disk_budget: int,
 ) -> NetworkOutput:
     chunks = [_ranges_per_file(file_index, size) for size in steps]
-    norms = getattr(network, "norms", [])
-    if not norms:
+    if not isinstance(network, StagedNetwork):
         return _run_independent(network, inputs, chunks[0], keep_reconstruction)
     run = _LayerwiseRun(network, inputs, file_index, spill, disk_budget)
     try:
-        for layer in range(len(norms)):
+        last_stage = network.n_stages - 1
+        for layer in range(last_stage):
             run.find_statistics(layer, chunks[layer], memory_budget)
-        last_stage = len(norms)
         errors, reconstructions = None, []
         for first, last in chunks[last_stage]:
             reconstruction, _ = run.advance(first, last, until=last_stage, consume=True)
