@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import Spills
+from conftest import DEVICES, Spills
 from speechae.errors import NonFiniteAudioError, NoUsableWindowsError
 from speechae.frontend import LogMelFrontEnd, condition_signal
 from speechae.pipeline import SignalInputs, SpilledInputs, compute_features, prepare
@@ -137,6 +137,23 @@ def recordings(tmp_path_factory) -> list:
 
 def table_of(paths, tables) -> dict:
     return {str(path): tables.xs(str(path), level="file") for path in paths}
+
+
+@pytest.mark.weights
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_corpus_run_gives_each_file_the_bits_it_has_alone_on_every_device(recordings, device, jobs):
+    from speechae import Extractor
+
+    extractor = Extractor("cae-256", level="dynamic", device=device)
+    together = extractor.process_files(recordings, jobs=jobs)  # on a GPU, workers only condition
+    for path in recordings:
+        alone = extractor.process_file(path)
+        np.testing.assert_array_equal(together.xs(str(path), level="file").to_numpy(), alone.to_numpy())
+    if device != "cpu":
+        on_the_cpu = Extractor("cae-256", level="dynamic").process_files(recordings)
+        np.testing.assert_allclose(together.iloc[:, :256], on_the_cpu.iloc[:, :256], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(together.iloc[:, 256:], on_the_cpu.iloc[:, 256:], rtol=1e-4, atol=1e-9)
 
 
 @pytest.mark.weights

@@ -89,9 +89,9 @@ def merge_shards(
         >>> merge_shards(shards, "out.parquet")  # doctest: +SKIP
         {'rows': 120, 'errors': 2, 'dropped': 0}
     """
+    check_output_path(output, fmt)
     check_same_run(shards)
     check_shard_set([Path(shard) for shard in shards])
-    check_output_path(output, fmt)
     rows = merge_tables(shards, output, fmt=fmt)
     return {"rows": rows, **merge_sidecars(shards, output)}
 
