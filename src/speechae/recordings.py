@@ -136,6 +136,18 @@ def recording_samples(
         yield spooled, spooled.sampling_rate
 
 
+def _recording(
+    samples: np.ndarray | SpooledAudio, sampling_rate: int, first: int, config: FrontEndConfig, name: str
+) -> Recording:
+    """The samples read, from frame ``first`` of their recording on, conditioned.
+
+    The one place a recording's (or segment's) times are decided: it starts at its first sample
+    read and lasts as long as the samples read.
+    """
+    duration, offset = len(samples) / sampling_rate, first / sampling_rate
+    return Recording(_conditioned(samples, sampling_rate, config, name), duration, offset, name)
+
+
 def _conditioned(
     signal: np.ndarray | SpooledAudio, sampling_rate: int, config: FrontEndConfig, name: str
 ) -> np.ndarray | ConditionedSignal:
@@ -180,8 +192,7 @@ def read_recording(
     name = with_segment(os.fspath(path), start, end) if name is None else name
     with recording_samples(path, start, end, config) as (samples, sampling_rate):
         first = segment_frames(start, end, sampling_rate, 0)[0]
-        signal = _conditioned(samples, sampling_rate, config, name)
-        return Recording(signal, len(samples) / sampling_rate, first / sampling_rate, name)
+        return _recording(samples, sampling_rate, first, config, name)
 
 
 def signal_recording(
@@ -204,10 +215,4 @@ def signal_recording(
     check_sampling_rate(sampling_rate, name=name)
     first, last = segment_frames(start, end, sampling_rate, len(samples), name=name)
     name = with_segment(name, start, end) if name else name
-    part = samples[first:last]
-    return Recording(
-        _conditioned(part, sampling_rate, config, name),
-        len(part) / sampling_rate,
-        first / sampling_rate,
-        name,
-    )
+    return _recording(samples[first:last], sampling_rate, first, config, name)
