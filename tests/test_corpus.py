@@ -577,3 +577,48 @@ def test_a_strict_stop_after_dropped_windows_names_no_dropped_file(tmp_path, rae
     text = summary.text()
     assert summary.stopped_early and "windows dropped for Mel values <= 0: 2\n" in text
     assert "None" not in text
+
+
+@pytest.mark.parametrize(
+    ("cores", "device", "seconds", "expected"),
+    [
+        (2, "cpu", [3.0] * 330, 1),  # the network takes both cores: workers would slow the run
+        (4, "cpu", [3.0] * 330, 1),
+        (8, "cpu", [3.0] * 330, 2),
+        (16, "cpu", [3.0] * 330, 4),
+        (64, "cpu", [3.0] * 330, 8),  # at most eight
+        (16, "cpu", [3.0] * 30, 1),  # 90 s of audio do not pay for a second worker's start-up
+        (16, "cpu", [600.0, 600.0], 2),  # never more workers than recordings
+        (2, "cuda", [3.0] * 330, 1),
+        (4, "cuda", [3.0] * 330, 3),  # the GPU leaves the cores to the workers
+        (16, "cuda", [], 1),
+    ],
+)
+def test_the_automatic_worker_count_follows_the_cores_the_work_and_the_device(
+    cores, device, seconds, expected
+):
+    import torch
+
+    from speechae.corpus import Machine, choose_jobs
+
+    assert choose_jobs(seconds, device=torch.device(device), machine=Machine(cores)) == expected
+
+
+@pytest.mark.parametrize(
+    ("quota", "cores"), [("max 100000\n", 0), ("200000 100000\n", 2), ("50000 100000", 1)]
+)
+def test_a_cgroup_cpu_quota_limits_the_cores(tmp_path, quota, cores):
+    from speechae.corpus.workers import _cgroup_quota
+
+    (tmp_path / "cpu.max").write_text(quota)
+    assert _cgroup_quota(str(tmp_path / "cpu.max")) == cores
+    assert _cgroup_quota(str(tmp_path / "missing")) == 0
+
+
+def test_the_summary_says_how_many_workers_auto_chose(corpus, tmp_path, rae):
+    items, _ = collect_items([corpus / name for name in GOOD[:2]], root=corpus)
+    summary = extract_corpus(rae, items, tmp_path / "out.csv", jobs="auto")
+    assert "recordings read in this process (--jobs auto, " in summary.text()  # two short files: no workers
+    with pytest.raises(ParameterError, match="jobs must be a whole number of at least 1, not 'two'"):
+        extract_corpus(rae, items, tmp_path / "other.csv", jobs="two")
+    assert not (tmp_path / "other.csv").exists()

@@ -42,9 +42,14 @@ def defaults(function: Callable) -> dict[str, Any]:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
+def _jobs(text: str) -> int | str:
+    """``--jobs``: a number, or ``auto``; the library checks the number."""
+    return text if text == "auto" else int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     from speechae import __version__
-    from speechae.corpus import extract_corpus
+    from speechae.corpus import AUTO, extract_corpus
     from speechae.engine import PRECISIONS
     from speechae.extractor import Extractor
     from speechae.models import ARCHITECTURES
@@ -126,10 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument(
         "-j",
         "--jobs",
-        type=int,
-        default=run["jobs"],
+        type=_jobs,
+        default=AUTO,
+        metavar="N|auto",
         help="worker processes that decode, resample and compute spectrograms while the network "
-        f"runs (default: {run['jobs']}: everything in one process)",
+        "runs; 1: everything in one process; auto (default): chosen from the cores this process "
+        "may use, the recordings and the device, never slower than 1 (the summary says how many)",
     )
     extract.add_argument(
         "--dask",
@@ -323,14 +330,13 @@ def _parser() -> argparse.ArgumentParser:
 def _extract(args: argparse.Namespace) -> int:
     from speechae.audio import AUDIO_EXTENSIONS
     from speechae.corpus import extract_corpus, shard_output
-    from speechae.errors import InputError, NoAudioFilesError, check_counts
+    from speechae.errors import InputError, NoAudioFilesError
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
     from speechae.progress import Progress
     from speechae.writers import check_output_path
 
     check_output_path(args.output, args.format)
-    check_counts(jobs=args.jobs, batch_windows=args.batch_windows)
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     output = shard_output(args.output, shard) if args.shard else Path(args.output)
     extensions = AUDIO_EXTENSIONS

@@ -23,9 +23,10 @@ import pandas as pd
 
 from speechae.corpus.planning import BATCH_WINDOWS, ItemResult
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
-from speechae.corpus.runner import run_items
+from speechae.corpus.runner import resolve_jobs, run_items
 from speechae.corpus.shards import run_description, write_run_description
 from speechae.corpus.sidecars import SIDECARS, sidecar_path, write_csv_atomically
+from speechae.corpus.workers import AUTO, Machine
 from speechae.errors import InputError, check_counts
 from speechae.features import FileFeatures
 from speechae.inputs import Item, item_order, printable
@@ -99,7 +100,7 @@ def extract_corpus(
     output: str | os.PathLike[str],
     *,
     fmt: str | None = None,
-    jobs: int = 1,
+    jobs: int | str = 1,
     executor: futures.Executor | None = None,
     network_in_workers: bool = False,
     shard: tuple[int, int] = (0, 1),
@@ -120,7 +121,8 @@ def extract_corpus(
         items: from :func:`speechae.inputs.collect_items`.
         output: the output file; its format follows the extension unless ``fmt`` is given.
         fmt: the output format (default: from the extension).
-        jobs: worker processes (see :func:`run_items`).
+        jobs: worker processes, or ``"auto"`` (see :func:`~speechae.corpus.run_items`); the
+            summary says how many ran.
         executor: a ``concurrent.futures.Executor`` to use instead of a process pool.
         network_in_workers: let the workers run the network too (see :func:`run_items`).
         shard: ``(i, N)`` to process only every N-th batch (see :func:`run_items`).
@@ -132,8 +134,10 @@ def extract_corpus(
     """
     started = time.monotonic()
     output = Path(output)
-    check_counts(jobs=jobs, batch_windows=batch_windows)
+    check_counts(batch_windows=batch_windows)
     check_output_path(output, fmt)
+    chosen = resolve_jobs(jobs, extraction.pipeline, items)
+    workers = _workers(jobs, chosen, executor)
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(item.kaldi_key)
@@ -146,7 +150,7 @@ def extract_corpus(
         for result in run_items(
             extraction.pipeline,
             items,
-            jobs=jobs,
+            jobs=chosen,
             executor=executor,
             network_in_workers=network_in_workers,
             store=store,
@@ -179,7 +183,16 @@ def extract_corpus(
         stopped_early=stopped,
         level=layout.level,
         earlier_output=output if stopped and output.exists() else None,
+        workers=workers,
     )
+
+
+def _workers(jobs: int | str, chosen: int, executor: futures.Executor | None) -> str:
+    """How the summary says where the recordings were read."""
+    if executor is not None:
+        return "the given executor's workers"
+    where = "in this process" if chosen == 1 else f"in {chosen} worker processes"
+    return f"{where} (--jobs auto, {Machine.this().cores} cores)" if jobs == AUTO else where
 
 
 def _write_outputs(

@@ -43,6 +43,8 @@ class RunSummary:
     stopped_early: bool = False
     level: str = "static"
     earlier_output: Path | None = None
+    #: Where recordings were read and transformed, e.g. "in 2 worker processes".
+    workers: str = "in this process"
 
     @property
     def audio_seconds(self) -> float:
@@ -59,6 +61,7 @@ class RunSummary:
             f"{len(self.failures)} failed",
             f"audio: {clock(self.audio_seconds)}, of which {clock(self.computed_seconds)} computed in "
             f"{clock(self.wall_seconds)} wall time ({speed:.1f}x real time)",
+            f"recordings read {self.workers}",
         ]
         if self.level == "static":
             one_window = int(((self.records["status"] == "ok") & (self.records["windows"] == 1)).sum())

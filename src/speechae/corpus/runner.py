@@ -27,7 +27,7 @@ from speechae.corpus.planning import (
     plan,
     plan_batches,
 )
-from speechae.corpus.workers import compute_batch_task, pool
+from speechae.corpus.workers import AUTO, Machine, choose_jobs, compute_batch_task, pool
 from speechae.engine import DEFAULT_CHUNK
 from speechae.errors import DamagedStoreEntryError, DamagedStoreWarning, check_counts
 from speechae.inputs import Item
@@ -35,14 +35,14 @@ from speechae.pipeline import Pipeline
 from speechae.progress import Progress
 from speechae.store import FeatureStore
 
-__all__ = ["run_items"]
+__all__ = ["resolve_jobs", "run_items"]
 
 
 def run_items(
     pipeline: Pipeline,
     items: Sequence[Item],
     *,
-    jobs: int = 1,
+    jobs: int | str = 1,
     executor: futures.Executor | None = None,
     network_in_workers: bool = False,
     store: FeatureStore | None = None,
@@ -58,7 +58,8 @@ def run_items(
     Args:
         pipeline: the :class:`~speechae.pipeline.Pipeline` (model, front-end, device).
         items: what to process, in run order (outputs sort them; the API keeps the caller's order).
-        jobs: worker processes for reading and the front-end (1: in this process).
+        jobs: worker processes for reading and the front-end (1: in this process; ``"auto"``:
+            chosen by :func:`resolve_jobs` from the machine, the items and the device).
         executor: any ``concurrent.futures.Executor`` to use instead of a process pool; a Dask
             ``Client`` (or its ``get_executor()``) implies ``network_in_workers``.
         network_in_workers: workers compute whole batches, network included, and return features
@@ -80,7 +81,8 @@ def run_items(
         ParameterError: ``jobs``, ``batch_windows`` or ``long_file_windows`` below 1 (at once,
             before any item is read).
     """
-    check_counts(jobs=jobs, batch_windows=batch_windows, long_file_windows=long_file_windows)
+    jobs = resolve_jobs(jobs, pipeline, items, long_file_windows=long_file_windows)
+    check_counts(batch_windows=batch_windows, long_file_windows=long_file_windows)
     return _run(
         pipeline,
         items,
@@ -95,6 +97,30 @@ def run_items(
         memory_budget,
         progress,
     )
+
+
+def resolve_jobs(
+    jobs: int | str,
+    pipeline: Pipeline,
+    items: Sequence[Item],
+    *,
+    long_file_windows: int = LONG_FILE_WINDOWS,
+    machine: Machine | None = None,
+) -> int:
+    """``jobs``, checked, or for ``"auto"`` the number :func:`~speechae.corpus.workers.choose_jobs` picks.
+
+    Only the recordings read in workers count: long ones are computed alone in this process.
+
+    Raises:
+        ParameterError: ``jobs`` is neither ``"auto"`` nor a whole number of at least 1.
+    """
+    if jobs != AUTO:
+        check_counts(jobs=jobs)
+        return jobs
+    config = pipeline.frontend.config
+    planned = [plan(item, position, config, long_file_windows) for position, item in enumerate(items)]
+    seconds = [entry.seconds for entry in planned if not entry.long]
+    return choose_jobs(seconds, device=pipeline.device, machine=machine)
 
 
 def _run(

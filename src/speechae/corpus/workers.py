@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -23,7 +24,65 @@ from speechae.corpus.batches import compute_batch, read_item
 from speechae.corpus.planning import ItemResult, Planned
 from speechae.pipeline import PipelineSpec
 
-__all__ = ["InlineExecutor", "compute_batch_task", "init_worker", "pool"]
+__all__ = ["AUTO", "InlineExecutor", "Machine", "choose_jobs", "compute_batch_task", "init_worker", "pool"]
+
+#: ``jobs=AUTO`` lets :func:`choose_jobs` pick the number of worker processes.
+AUTO = "auto"
+#: Seconds of audio that one more worker must have to read before its start-up (importing torch,
+#: about two seconds) pays for itself.
+AUDIO_PER_WORKER = 60.0
+MOST_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What this process may use: the cores of its CPU affinity and CPU quota (SLURM, containers).
+
+    Example:
+        >>> Machine.this().cores >= 1
+        True
+    """
+
+    cores: int
+
+    @classmethod
+    def this(cls) -> Machine:
+        """This process's machine: ``sched_getaffinity`` and the cgroup's ``cpu.max`` quota."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        quota = _cgroup_quota()
+        return cls(max(1, min(cores, quota) if quota else cores))
+
+
+def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """Whole cores of a cgroup v2 CPU quota (``"200000 100000"`` -> 2), or 0 without a quota."""
+    try:
+        limit, period = open(path).read().split()[:2]
+    except (OSError, ValueError):
+        return 0
+    return 0 if limit == "max" else max(1, int(limit) // int(period))
+
+
+def choose_jobs(seconds: Sequence[float], *, device: torch.device, machine: Machine | None = None) -> int:
+    """Worker processes for items of ``seconds`` (those read in workers) on ``device``.
+
+    On a CPU the network runs on every core in the main process, so workers only pay where cores
+    are plentiful: one per four cores (none on a 2-core machine, where two workers made runs half
+    as fast). On a GPU the main process leaves the CPU to them: one per core but one. Never more
+    workers than items, than minutes of audio (a worker's start-up costs seconds), or eight.
+
+    Example:
+        >>> choose_jobs([30.0] * 100, device=torch.device("cpu"), machine=Machine(2))
+        1
+        >>> choose_jobs([30.0] * 100, device=torch.device("cpu"), machine=Machine(16))
+        4
+        >>> choose_jobs([30.0] * 100, device=torch.device("cuda"), machine=Machine(16))
+        8
+    """
+    machine = machine or Machine.this()
+    spare = machine.cores // 4 if device.type == "cpu" else machine.cores - 1
+    worthwhile = int(sum(seconds) // AUDIO_PER_WORKER)
+    workers = min(spare, worthwhile, len(seconds), MOST_WORKERS)
+    return workers if workers >= 2 else 1
 
 
 def init_worker() -> None:
