@@ -35,6 +35,15 @@ FILES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Dask's nannies set OMP_NUM_THREADS=1 in this process: later tests' subprocesses must not inherit it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = copy_corpus(tmp_path_factory.mktemp("corpus"), FILES)
@@ -166,3 +175,10 @@ def test_example_through_the_cli_with_dask(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert read_table(out).shape == (1, 1536)
+
+
+def test_a_local_cluster_leaves_the_environment_as_it_found_it():
+    before = dict(os.environ)
+    with dask_executor("local:1"):
+        pass
+    assert dict(os.environ) == before  # no OMP_NUM_THREADS=1 for the next process this one starts

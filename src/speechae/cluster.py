@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ def dask_executor(address: str) -> Iterator[Executor]:
         raise ParameterError(
             "Dask is not installed: install the extra with  pip install 'speechae[dask]'"
         ) from None
-    cluster = None
+    cluster, environment = None, dict(os.environ)
     if address.startswith("local:"):
         try:
             workers = int(address.removeprefix("local:"))
@@ -59,3 +60,7 @@ def dask_executor(address: str) -> Iterator[Executor]:
         client.close()
         if cluster is not None:
             cluster.close()
+        # Dask's nannies set OMP_NUM_THREADS=1 and the like in this process's environment for the
+        # workers they spawn; later child processes (and their torch threads) must not inherit them.
+        os.environ.clear()
+        os.environ.update(environment)
