@@ -58,6 +58,7 @@ SAME_DEFAULTS = {
         "level": ("Extractor", "level"),
         "device": ("Extractor", "device"),
         "precision": ("Extractor", "precision"),
+        "memory_budget": ("Extractor", "memory_budget"),
         "format": ("extract_corpus", "fmt"),
         "batch_windows": ("extract_corpus", "batch_windows"),
         "strict": ("extract_corpus", "strict"),

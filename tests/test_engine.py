@@ -222,3 +222,17 @@ def test_a_failure_while_a_layer_is_spilled_closes_its_file(small_cae, monkeypat
         run_autoencoder(small_cae, TensorInputs(x), one_file(6), chunk_size=2, memory_budget=0, spill=spills)
     # the layer kept before (the second) and the one being written (the third)
     assert spills.calls == 2 and all(spool.closed for spool in spills.created)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 1.5, 2])
+def test_kept_activations_never_hold_more_than_the_budget_the_layer_being_read_included(small_cae, layers):
+    from speechae import engine
+
+    x, files = torch.rand(6, 1, 128, 126), torch.tensor([0, 0, 0, 1, 1, 1])
+    first_layer = 6 * 16 * 64 * 63 * 4  # the largest: each later one is half as large or less
+    budget = int(layers * first_layer)
+    everything = run_autoencoder(small_cae, TensorInputs(x), files, memory_budget=10**9)
+    buffers = engine._KeptBuffers.of_this_thread()
+    within = run_autoencoder(small_cae, TensorInputs(x), files, memory_budget=budget)
+    assert sum(storage.nbytes for storage in buffers.storages if storage is not None) <= budget
+    assert torch.equal(within.code, everything.code) and torch.equal(within.error, everything.error)

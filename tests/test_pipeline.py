@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import DEVICES, Spills
+from speechae.engine import TensorInputs
 from speechae.errors import NonFiniteAudioError, NoUsableWindowsError
 from speechae.frontend import LogMelFrontEnd, condition_signal
 from speechae.pipeline import SignalInputs, SpilledInputs, compute_features, prepare
@@ -231,3 +232,37 @@ def test_bf16_runs_the_recurrent_layers_of_an_rae_in_float32_on_the_cpu(small_ra
     fast = compute_features(speech_like, 16000, small_rae, precision="bf16")
     assert fast.bottleneck.dtype == np.float32
     np.testing.assert_allclose(fast.bottleneck, exact.bottleneck, atol=0.05)
+
+
+def test_one_budget_covers_the_signal_the_spectrograms_and_the_activations(
+    small_cae, speech_like, monkeypatch
+):
+    from speechae import pipeline
+
+    seen = {}
+    run_network = pipeline.run_network
+
+    def note_the_budget(*args, **kwargs):
+        seen["network"] = kwargs["memory_budget"]
+        seen["inputs"] = type(args[1][0].inputs)
+        return run_network(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_network", note_the_budget)
+    frontend = LogMelFrontEnd()
+    signal = condition_signal(speech_like, 16000)  # float64: 384 kB
+    spectrograms = 11 * 128 * 126 * 4  # 710 kB
+    results = []
+    for budget in (signal.nbytes + 4 * spectrograms + 50_000, signal.nbytes + 3 * spectrograms, 0):
+        spills = Spills()
+        recording = Recording(signal.copy(), 3.0)
+        results.append(
+            pipeline.recording_features(recording, small_cae, frontend, memory_budget=budget, spill=spills)
+        )
+        if budget > signal.nbytes + 4 * spectrograms:  # spectrograms take at most a quarter of the rest
+            assert seen["inputs"] is TensorInputs and seen["network"] == budget - signal.nbytes - spectrograms
+        else:
+            assert seen["inputs"] is SpilledInputs and seen["network"] == max(budget - signal.nbytes, 0)
+        assert all(spool.closed for spool in spills.created)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.bottleneck, results[0].bottleneck)
+        np.testing.assert_array_equal(other.error, results[0].error)

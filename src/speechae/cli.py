@@ -42,6 +42,13 @@ def defaults(function: Callable) -> dict[str, Any]:
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
+def _size(text: str) -> int:
+    """``--memory-budget``: bytes, or a number with K, M or G (powers of 1024)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    unit = units.get(text[-1:].upper(), 1)
+    return round(float(text[:-1] if unit > 1 else text) * unit)
+
+
 def _jobs(text: str) -> int | str:
     """``--jobs``: a number, or ``auto``; the library checks the number."""
     return text if text == "auto" else int(text)
@@ -127,6 +134,15 @@ def _parser() -> argparse.ArgumentParser:
         default=api["precision"],
         help="fp32: DisVoice's numbers (default); bf16: faster on CPUs with bfloat16 instructions "
         "and on GPUs, but approximate (deviations in benchmarks/RESULTS.md); never mix the two",
+    )
+    extract.add_argument(
+        "--memory-budget",
+        type=_size,
+        default=api["memory_budget"],
+        metavar="SIZE",
+        help="memory a recording may keep at once (its conditioned signal, spectrograms and the "
+        "network's activations), e.g. 512M or 2G; the rest goes to temporary files in TMPDIR, with "
+        "the same numbers (default: 640M on a CPU, an eighth of a GPU's memory)",
     )
     extract.add_argument(
         "-j",
@@ -351,7 +367,13 @@ def _extract(args: argparse.Namespace) -> int:
         raise InputError(input_failures[0][1])
     for _, reason in input_failures:  # listed again with the failed files at the end
         print(f"speechae: skipped input: {reason}", file=sys.stderr)
-    extractor = Extractor(args.model, level=args.level, device=args.device, precision=args.precision)
+    extractor = Extractor(
+        args.model,
+        level=args.level,
+        device=args.device,
+        precision=args.precision,
+        memory_budget=args.memory_budget,
+    )
     options = {
         "fmt": args.format,
         "jobs": args.jobs,

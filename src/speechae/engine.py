@@ -56,7 +56,7 @@ __all__ = [
 
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_CHUNK = None
-DEFAULT_MEMORY_BUDGET = 768 * 2**20
+DEFAULT_MEMORY_BUDGET = 640 * 2**20
 #: Largest layer of activations kept in a temporary file.
 DEFAULT_DISK_BUDGET = 8 * 2**30
 #: Layers with more values per window are recomputed rather than spilled: writing the CAE's
@@ -186,15 +186,17 @@ def chunk_for(device: torch.device | str) -> int:
 
 
 def memory_budget_for(device: torch.device | str) -> int:
-    """Bytes of spectrograms and activations kept at once on ``device`` unless told otherwise.
+    """Bytes a recording may keep in memory at once on ``device`` unless told otherwise.
 
-    On a CPU they count towards the process's memory: 768 MiB keeps an hour-long file under
-    2 GB. On a GPU they take the GPU's own memory, an eighth of it (at least as much as on a CPU),
-    which keeps an hour-long file's layers there instead of recomputing them.
+    They are its conditioned signal, spectrograms and kept activations
+    (:func:`speechae.pipeline.recording_features`). On a CPU they count towards the process's
+    memory: 640 MiB keeps ``speechae extract`` of one file of any length under 1.2 GiB (measured
+    in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory, an eighth of it (at
+    least as much as on a CPU), which keeps an hour-long file's layers there.
 
     Example:
         >>> memory_budget_for("cpu") // 2**20
-        768
+        640
     """
     device = torch.device(device)
     if device.type != "cuda":
@@ -262,6 +264,17 @@ class _KeptBuffers:
         buffers.reading = 0
         return buffers
 
+    def hold_at_most(self, budget: int) -> None:
+        """Free retained storages, the largest first, until they hold at most ``budget`` bytes."""
+        for slot in sorted((0, 1), key=lambda k: -self.held(k)):
+            if self.held(0) + self.held(1) > budget:
+                self.storages[slot] = None
+
+    def held(self, slot: int) -> int:
+        """Bytes of the storage in ``slot``."""
+        storage = self.storages[slot]
+        return 0 if storage is None else storage.nbytes
+
     def release_large(self) -> None:
         """Free the storages not worth keeping until the next call."""
         for slot, storage in enumerate(self.storages):
@@ -270,13 +283,16 @@ class _KeptBuffers:
             if storage.device.type != "cpu" or storage.nbytes > RETAINED_BUFFER_BYTES:
                 self.storages[slot] = None
 
-    def next(self, like: torch.Tensor, windows: int) -> torch.Tensor:
-        """An uninitialised channels-last tensor for ``windows`` windows shaped like ``like``."""
+    def next(self, like: torch.Tensor, windows: int, most: int) -> torch.Tensor:
+        """An uninitialised channels-last tensor for ``windows`` windows shaped like ``like``.
+
+        Its storage is reused unless it is too small, or larger than ``most`` bytes.
+        """
         slot = 1 - self.reading
         _, channels, height, width = like.shape
         size = windows * channels * height * width
         storage = self.storages[slot]
-        fits = storage is not None and storage.numel() >= size
+        fits = storage is not None and size <= storage.numel() and storage.nbytes <= most
         if not fits or (storage.dtype, storage.device) != (like.dtype, like.device):
             self.storages[slot] = None  # free the old one first
             with torch.inference_mode(False):  # a normal tensor can be written in and out of that mode
@@ -375,6 +391,7 @@ class _LayerwiseRun:
         network: StagedNetwork,
         inputs: WindowInputs,
         file_index: torch.Tensor,
+        memory_budget: int,
         spill: Spill | None = None,
         disk_budget: int = 0,
     ) -> None:
@@ -385,14 +402,23 @@ class _LayerwiseRun:
         self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.kept: _Kept = _NetworkInputs(inputs)
         self.buffers = _KeptBuffers.of_this_thread()
+        self.buffers.hold_at_most(memory_budget)
         self.code: torch.Tensor | None = None
         self.spill, self.disk_budget = spill, disk_budget
 
     def _keep(self, layer: int, x: torch.Tensor, budget: int) -> _KeptInMemory | _SpilledActivations | None:
-        """Storage for the output of ``layer``, whose first chunk is ``x``, if any fits."""
+        """Storage for the output of ``layer``, whose first chunk is ``x``, if any fits.
+
+        A layer kept in memory fits when it does beside the layer being read: both are held
+        while it is computed.
+        """
         size = x[0].numel() * x.element_size() * len(self.inputs)
-        if size <= budget:
-            kept = _KeptInMemory(layer, self.buffers.next(x, len(self.inputs)))
+        reading = self.buffers.reading  # where a layer kept in memory lies, or an unused storage
+        if size > budget - self.buffers.held(reading) and not isinstance(self.kept, _KeptInMemory):
+            self.buffers.storages[reading] = None
+        room = budget - self.buffers.held(reading)
+        if size <= room:
+            kept = _KeptInMemory(layer, self.buffers.next(x, len(self.inputs), most=room))
             self.buffers.swap()
             return kept
         if self.spill is None or size > self.disk_budget or x[0].numel() > SPILL_WINDOW_VALUES:
@@ -483,7 +509,8 @@ def run_autoencoder(
         chunk_size: windows per forward step (default: per stage and device, see
             :func:`chunk_for`). Steps never mix files, so a file's results have the same bits
             whichever files share the batch.
-        memory_budget: bytes of activations that may be kept between layers (default:
+        memory_budget: bytes of activations held between layers, the layer being read and the one
+            being kept together (default:
             :func:`memory_budget_for` the device).
         keep_reconstruction: also return the decoded spectrograms.
         precision: ``"fp32"`` (exact, the default) or ``"bf16"``: convolutions and linear layers
@@ -532,7 +559,7 @@ def _run(
     chunks = [_ranges_per_file(file_index, size) for size in steps]
     if not isinstance(network, StagedNetwork):
         return _run_independent(network, inputs, chunks[0], keep_reconstruction)
-    run = _LayerwiseRun(network, inputs, file_index, spill, disk_budget)
+    run = _LayerwiseRun(network, inputs, file_index, memory_budget, spill, disk_budget)
     try:
         last_stage = network.n_stages - 1
         for layer in range(last_stage):

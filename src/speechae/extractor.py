@@ -77,6 +77,9 @@ class Extractor:
         device: ``"cpu"`` (default) or ``"cuda"``.
         precision: ``"fp32"`` (default): DisVoice's numbers; ``"bf16"``: faster, approximate
             (measured deviations in ``benchmarks/RESULTS.md``).
+        memory_budget: bytes a recording may keep in memory at once (its conditioned signal,
+            spectrograms and the network's kept activations; default: 640 MiB on a CPU, an
+            eighth of a GPU's memory); the rest goes to temporary files, with the same numbers.
 
     Example:
         >>> import numpy as np
@@ -92,11 +95,12 @@ class Extractor:
         level: str = "static",
         device: str | torch.device = "cpu",
         precision: str = "fp32",
+        memory_budget: int | None = None,
     ) -> None:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
         self.level = level
-        self.pipeline = Pipeline(model, device=device, precision=precision)
+        self.pipeline = Pipeline(model, device=device, precision=precision, memory_budget=memory_budget)
 
     def __repr__(self) -> str:
         return f"Extractor(model={self.model.name!r}, level={self.level!r}, device={self.device.type!r})"

@@ -187,6 +187,20 @@ def _unpickled(windows: np.ndarray, *fields: object) -> PreparedRecording:
     return PreparedRecording(TensorInputs(torch.from_numpy(windows)), *fields)
 
 
+def held_bytes(data: object) -> int:
+    """Bytes of memory ``data`` holds: an array's or a tensor's storage, nothing for data on disk.
+
+    Example:
+        >>> held_bytes(np.zeros(1000)), held_bytes(TensorInputs(torch.zeros(10, 1, 128, 126)))
+        (8000, 645120)
+    """
+    if isinstance(data, np.ndarray):
+        return data.nbytes
+    if isinstance(data, TensorInputs):
+        return data.windows.untyped_storage().nbytes()
+    return 0
+
+
 def frontend_chunks(
     signal: np.ndarray | ConditionedSignal, frontend: LogMelFrontEnd, *, device: str | torch.device = "cpu"
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
@@ -238,12 +252,16 @@ def prepare(
         memory_budget = memory_budget_for(device)
     in_memory = n_windows * 4 * int(np.prod(window_shape)) <= memory_budget
     spilled = None if in_memory else _spilled_inputs(spill, n_windows, window_shape, device)
-    scaled, kept = [], np.zeros(n_windows, dtype=bool)
+    # filled in place: a list of chunks joined at the end would hold every spectrogram twice
+    scaled = torch.empty((n_windows, *window_shape), device=device) if in_memory else None
+    kept, filled = np.zeros(n_windows, dtype=bool), 0
     try:
         for first, mel, usable in frontend_chunks(conditioned, frontend, device=device):
             kept[first : first + len(mel)] = usable.cpu().numpy()
             if in_memory:
-                scaled.append(mel[usable])
+                windows = mel[usable]
+                scaled[filled : filled + len(windows)] = windows
+                filled += len(windows)
             elif spilled is not None:
                 spilled = _append_or_give_up(spilled, mel[usable])
         if not kept.any():
@@ -253,7 +271,7 @@ def prepare(
             spilled.close()
         raise
     if in_memory:
-        inputs = TensorInputs(torch.cat(scaled))
+        inputs = TensorInputs(scaled[:filled])
     elif spilled is not None:
         inputs = spilled
     else:
@@ -354,14 +372,15 @@ class PipelineSpec:
 
     Example:
         >>> PipelineSpec("rae-256").to_dict()
-        {'model': 'rae-256', 'device': 'cpu', 'precision': 'fp32'}
+        {'model': 'rae-256', 'device': 'cpu', 'precision': 'fp32', 'memory_budget': None}
     """
 
     model: str = "cae-256"
     device: str = "cpu"
     precision: str = "fp32"
+    memory_budget: int | None = None
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str | int | None]:
         """The spec as keyword arguments of :class:`Pipeline`."""
         return asdict(self)
 
@@ -383,6 +402,10 @@ class Pipeline:
             ``.safetensors`` file.
         device: ``"cpu"`` (default) or ``"cuda"``.
         precision: ``"fp32"`` (default): DisVoice's numbers; ``"bf16"``: faster, approximate.
+        memory_budget: bytes a recording may keep in memory at once: its conditioned signal,
+            spectrograms and the network's kept activations (default:
+            :func:`~speechae.engine.memory_budget_for` the device); the rest goes to temporary
+            files or is recomputed, with the same numbers.
 
     Example:
         >>> pipeline = Pipeline("cae-256")  # doctest: +SKIP
@@ -397,15 +420,21 @@ class Pipeline:
         *,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
+        memory_budget: int | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        if memory_budget is not None and (
+            isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 0
+        ):
+            raise ParameterError(f"memory_budget must be a whole number of bytes, not {memory_budget!r}")
         retain_freed_memory()
         self.device = resolve_device(device)
         self.precision = precision
+        self.memory_budget = memory_budget
         self.model: LoadedModel = load_model(model, device=self.device)
         self.frontend = LogMelFrontEnd(frontend_config(self.model.metadata)).to(self.device)
-        self.spec = PipelineSpec(os.fspath(model), str(self.device), precision)
+        self.spec = PipelineSpec(os.fspath(model), str(self.device), precision, memory_budget)
         _BUILT.setdefault(self.spec, self)
 
     def __repr__(self) -> str:
@@ -476,7 +505,7 @@ class Pipeline:
             prepared,
             device=self.device,
             chunk_size=chunk_size,
-            memory_budget=memory_budget,
+            memory_budget=self.memory_budget if memory_budget is None else memory_budget,
             keep_spectrograms=keep_spectrograms,
             precision=self.precision,
             spill=partial(SampleSpool.create, name=name),
@@ -492,7 +521,7 @@ class Pipeline:
     ) -> FileFeatures:
         """Features of one recording alone, in bounded memory; the recording is closed here.
 
-        Spectrograms and activations beyond ``memory_budget`` go to temporary files.
+        What does not fit ``memory_budget`` (default: the pipeline's) goes to temporary files.
 
         Raises:
             NoUsableWindowsError: every window was dropped.
@@ -504,7 +533,7 @@ class Pipeline:
             device=self.device,
             keep_spectrograms=keep_spectrograms,
             chunk_size=chunk_size,
-            memory_budget=memory_budget,
+            memory_budget=self.memory_budget if memory_budget is None else memory_budget,
             precision=self.precision,
             spill=partial(SampleSpool.create, name=recording.name),
         )
@@ -522,16 +551,26 @@ def recording_features(
     precision: str = "fp32",
     spill: Spill | None = None,
 ) -> FileFeatures:
-    """:func:`prepare` then :func:`run_network` of one recording, which is closed here."""
+    """:func:`prepare` then :func:`run_network` of one recording, which is closed here.
+
+    ``memory_budget`` (default: :func:`~speechae.engine.memory_budget_for` the device) bounds
+    everything the recording keeps in memory at once: its conditioned signal, its spectrograms
+    (in memory when they take at most a quarter of what the signal leaves: read back from a
+    temporary file they cost little) and the network's kept activations (the rest). What does
+    not fit goes to temporary files from ``spill`` or is recomputed: the same numbers, more
+    slowly.
+    """
+    budget = memory_budget_for(device) if memory_budget is None else memory_budget
     with recording:
-        prepared = prepare(recording, frontend, device=device, memory_budget=memory_budget, spill=spill)
+        left = budget - held_bytes(recording.signal)
+        prepared = prepare(recording, frontend, device=device, memory_budget=left // 4, spill=spill)
         try:
             (features,) = run_network(
                 network,
                 [prepared],
                 device=device,
                 chunk_size=chunk_size,
-                memory_budget=memory_budget,
+                memory_budget=max(left - held_bytes(prepared.inputs), 0),
                 keep_spectrograms=keep_spectrograms,
                 precision=precision,
                 spill=spill,
