@@ -55,13 +55,13 @@ def _jobs(text: str) -> int | str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from speechae import __version__
     from speechae.corpus import AUTO, extract_corpus
     from speechae.engine import PRECISIONS
     from speechae.extractor import Extractor
     from speechae.models import ARCHITECTURES
     from speechae.pipeline import LEVELS
     from speechae.training import train
+    from speechae.version import __version__
     from speechae.writers import FORMATS
 
     api, run, fit = defaults(Extractor), defaults(extract_corpus), defaults(train)

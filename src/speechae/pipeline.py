@@ -444,7 +444,7 @@ class Pipeline:
 
     def settings(self) -> dict[str, object]:
         """Everything that determines the features besides the audio (part of cache keys)."""
-        from speechae import __version__
+        from speechae.version import __version__
 
         return {
             "frontend": self.frontend.config.to_dict(),

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
-
-if TYPE_CHECKING:
-    from speechae.corpus import ItemResult
+from typing import Protocol, TextIO
 
 __all__ = ["Progress", "TrainingProgress", "bar", "clock"]
+
+
+class Finished(Protocol):
+    """What :meth:`Progress.advance` reads of a finished item (a corpus run's ``ItemResult``)."""
+
+    ok: bool
+    reused: bool
+    seconds: float
 
 
 def clock(seconds: float) -> str:
@@ -65,7 +70,7 @@ class Progress:
         self.files, self.seconds = files, seconds
         self.started = self.shown = time.monotonic()
 
-    def advance(self, result: ItemResult) -> None:
+    def advance(self, result: Finished) -> None:
         """Count one finished item."""
         self.done += 1
         self.failed += not result.ok

@@ -315,7 +315,7 @@ def report_run(
         >>> summary = extract_corpus(extractor, items, "out.parquet")  # doctest: +SKIP
         >>> report_run("report.html", extractor, items, summary)  # doctest: +SKIP
     """
-    from speechae import __version__
+    from speechae.version import __version__
 
     pipeline = extraction.pipeline
     by_label = {item.label: item for item in items}

@@ -256,7 +256,7 @@ def save_weights(state: dict[str, torch.Tensor], target: Path, metadata: dict[st
 
 
 def _metadata(state: dict[str, torch.Tensor], source_sha256: str, source: str) -> dict[str, str]:
-    from speechae import __version__
+    from speechae.version import __version__
 
     architecture, bottleneck = architecture_from_state_dict(state)
     return {

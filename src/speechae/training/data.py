@@ -84,7 +84,7 @@ def _recording_log_mel(recording: Recording, config: FrontEndConfig) -> np.ndarr
 
 
 def _cache_key(sha256: str, config: FrontEndConfig) -> str:
-    from speechae import __version__
+    from speechae.version import __version__
 
     settings = {key: value for key, value in config.to_dict().items() if not key.endswith("_scaler")}
     text = json.dumps([CACHE_FORMAT, __version__, sha256, settings], sort_keys=True)

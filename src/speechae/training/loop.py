@@ -222,7 +222,7 @@ def _fitted_config(base: FrontEndConfig, train_set: Sequence[TrainingRecording])
 
 
 def _metadata(run: _Run, data_sha256: str, skipped: Mapping[str, str], split_by: str) -> dict[str, str]:
-    from speechae import __version__
+    from speechae.version import __version__
 
     config = run.config
     summary = {}
