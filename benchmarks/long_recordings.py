@@ -35,8 +35,8 @@ import numpy as np
 import soundfile as sf
 
 from speechae.audio import SampleSpool, read_audio
-from speechae.extractor import recording_samples
 from speechae.frontend import DEFAULT_FRONTEND, condition_signal
+from speechae.recordings import recording_samples
 from speechae.resampling import resample_in_segments
 
 HOUR = 3600
