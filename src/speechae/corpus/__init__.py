@@ -21,7 +21,7 @@ from __future__ import annotations
 from speechae.corpus.outputs import Extraction, extract_corpus
 from speechae.corpus.planning import BATCH_WINDOWS, LONG_FILE_WINDOWS, ItemResult, plan_batches
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
-from speechae.corpus.runner import resolve_jobs, run_items
+from speechae.corpus.runner import ItemRun, run_items
 from speechae.corpus.shards import check_same_run, merge_shards, merge_sidecars, shard_output
 from speechae.corpus.workers import AUTO, Machine, choose_jobs
 
@@ -32,6 +32,7 @@ __all__ = [
     "RECORD_COLUMNS",
     "Extraction",
     "ItemResult",
+    "ItemRun",
     "Machine",
     "RunSummary",
     "check_same_run",
@@ -41,7 +42,6 @@ __all__ = [
     "merge_shards",
     "merge_sidecars",
     "plan_batches",
-    "resolve_jobs",
     "run_items",
     "shard_output",
 ]

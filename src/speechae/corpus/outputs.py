@@ -23,10 +23,9 @@ import pandas as pd
 
 from speechae.corpus.planning import BATCH_WINDOWS, ItemResult
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
-from speechae.corpus.runner import resolve_jobs, run_items
+from speechae.corpus.runner import run_items
 from speechae.corpus.shards import run_description, write_run_description
 from speechae.corpus.sidecars import SIDECARS, sidecar_path, write_csv_atomically
-from speechae.corpus.workers import AUTO, Machine
 from speechae.errors import InputError, check_counts
 from speechae.features import FileFeatures
 from speechae.inputs import Item, item_order, printable
@@ -136,8 +135,6 @@ def extract_corpus(
     output = Path(output)
     check_counts(batch_windows=batch_windows)
     check_output_path(output, fmt)
-    chosen = resolve_jobs(jobs, extraction.pipeline, items)
-    workers = _workers(jobs, chosen, executor)
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(item.kaldi_key)
@@ -147,17 +144,18 @@ def extract_corpus(
     finished: list[ItemResult] = []
     stopped = False
     try:
-        for result in run_items(
+        run = run_items(
             extraction.pipeline,
             items,
-            jobs=chosen,
+            jobs=jobs,
             executor=executor,
             network_in_workers=network_in_workers,
             store=store,
             shard=shard,
             batch_windows=batch_windows,
             progress=progress,
-        ):
+        )
+        for result in run:
             (finished if result.ok else failures).append(result)
             if result.features is not None:  # the decoded length, not the header's estimate
                 result.seconds = result.features.duration
@@ -183,16 +181,8 @@ def extract_corpus(
         stopped_early=stopped,
         level=layout.level,
         earlier_output=output if stopped and output.exists() else None,
-        workers=workers,
+        workers=run.describe(executor),
     )
-
-
-def _workers(jobs: int | str, chosen: int, executor: futures.Executor | None) -> str:
-    """How the summary says where the recordings were read."""
-    if executor is not None:
-        return "the given executor's workers"
-    where = "in this process" if chosen == 1 else f"in {chosen} worker processes"
-    return f"{where} (--jobs auto, {Machine.this().cores} cores)" if jobs == AUTO else where
 
 
 def _write_outputs(

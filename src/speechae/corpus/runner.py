@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from speechae.corpus.batches import Outcome, compute_batch, prepare_item, read_item
 from speechae.corpus.planning import (
@@ -35,7 +36,31 @@ from speechae.pipeline import Pipeline
 from speechae.progress import Progress
 from speechae.store import FeatureStore
 
-__all__ = ["resolve_jobs", "run_items"]
+__all__ = ["ItemRun", "run_items"]
+
+
+@dataclass
+class ItemRun:
+    """What :func:`run_items` started: its results as they come, and who reads the recordings.
+
+    Iterating it iterates the results.
+    """
+
+    results: Iterator[ItemResult]
+    #: Worker processes that read the recordings (1: this process).
+    jobs: int
+    #: The machine ``jobs="auto"`` chose for, else None.
+    chosen_for: Machine | None = None
+
+    def __iter__(self) -> Iterator[ItemResult]:
+        return self.results
+
+    def describe(self, executor: futures.Executor | None = None) -> str:
+        """Where recordings were read, as a run's summary says it."""
+        if executor is not None:
+            return "by the given executor's workers"
+        where = "in this process" if self.jobs == 1 else f"in {self.jobs} worker processes"
+        return where if self.chosen_for is None else f"{where} (--jobs auto, {self.chosen_for.cores} cores)"
 
 
 def run_items(
@@ -52,14 +77,18 @@ def run_items(
     chunk_size: int | None = DEFAULT_CHUNK,
     memory_budget: int | None = None,
     progress: Progress | None = None,
-) -> Iterator[ItemResult]:
+) -> ItemRun:
     """Process items batch by batch; yields every item's result, batch after batch.
+
+    The items' headers are read and ``jobs`` is checked (or chosen) at once; the work starts
+    when the result is iterated.
 
     Args:
         pipeline: the :class:`~speechae.pipeline.Pipeline` (model, front-end, device).
         items: what to process, in run order (outputs sort them; the API keeps the caller's order).
         jobs: worker processes for reading and the front-end (1: in this process; ``"auto"``:
-            chosen by :func:`resolve_jobs` from the machine, the items and the device).
+            chosen by :func:`~speechae.corpus.choose_jobs` from the machine, the recordings read
+            in workers and the device).
         executor: any ``concurrent.futures.Executor`` to use instead of a process pool; a Dask
             ``Client`` (or its ``get_executor()``) implies ``network_in_workers``.
         network_in_workers: workers compute whole batches, network included, and return features
@@ -73,146 +102,126 @@ def run_items(
         batch_windows: windows per network batch (see :func:`~speechae.corpus.plan_batches`).
         long_file_windows: longer recordings are processed alone, in chunks.
         chunk_size: windows per forward step (see :func:`speechae.engine.run_autoencoder`).
-        memory_budget: bytes of activations kept between layers (default:
-            :func:`~speechae.engine.memory_budget_for` the device).
+        memory_budget: bytes a recording may keep in memory (default: the pipeline's).
         progress: told the work planned, then each result.
 
     Raises:
-        ParameterError: ``jobs``, ``batch_windows`` or ``long_file_windows`` below 1 (at once,
-            before any item is read).
+        ParameterError: ``jobs``, ``batch_windows`` or ``long_file_windows`` below 1.
     """
-    jobs = resolve_jobs(jobs, pipeline, items, long_file_windows=long_file_windows)
     check_counts(batch_windows=batch_windows, long_file_windows=long_file_windows)
-    return _run(
-        pipeline,
-        items,
-        jobs,
-        executor,
-        network_in_workers,
-        store,
-        shard,
-        batch_windows,
-        long_file_windows,
-        chunk_size,
-        memory_budget,
-        progress,
-    )
-
-
-def resolve_jobs(
-    jobs: int | str,
-    pipeline: Pipeline,
-    items: Sequence[Item],
-    *,
-    long_file_windows: int = LONG_FILE_WINDOWS,
-    machine: Machine | None = None,
-) -> int:
-    """``jobs``, checked, or for ``"auto"`` the number :func:`~speechae.corpus.workers.choose_jobs` picks.
-
-    Only the recordings read in workers count: long ones are computed alone in this process.
-
-    Raises:
-        ParameterError: ``jobs`` is neither ``"auto"`` nor a whole number of at least 1.
-    """
     if jobs != AUTO:
         check_counts(jobs=jobs)
-        return jobs
     config = pipeline.frontend.config
     planned = [plan(item, position, config, long_file_windows) for position, item in enumerate(items)]
-    seconds = [entry.seconds for entry in planned if not entry.long]
-    return choose_jobs(seconds, device=pipeline.device, machine=machine)
-
-
-def _run(
-    pipeline: Pipeline,
-    items: Sequence[Item],
-    jobs: int,
-    executor: futures.Executor | None,
-    network_in_workers: bool,
-    store: FeatureStore | None,
-    shard: tuple[int, int],
-    batch_windows: int,
-    long_file_windows: int,
-    chunk_size: int | None,
-    memory_budget: int | None,
-    progress: Progress | None,
-) -> Iterator[ItemResult]:
-    config = pipeline.frontend.config
-    settings = pipeline.settings() if store is not None else None
-    planned = [plan(item, position, config, long_file_windows) for position, item in enumerate(items)]
+    machine = None
+    if jobs == AUTO:
+        machine = Machine.this()
+        seconds = [entry.seconds for entry in planned if not entry.long]  # long ones are read here
+        jobs = choose_jobs(seconds, device=pipeline.device, machine=machine)
     batches = plan_batches(
         [p.windows for p in planned], batch_windows=batch_windows, long_file_windows=long_file_windows
-    )
-    batches = batches[shard[0] :: shard[1]]
-    if progress is not None:
-        chosen = [planned[position] for batch in batches for position in batch]
-        progress.start(len(chosen), sum(p.seconds for p in chosen))
+    )[shard[0] :: shard[1]]
     if executor is not None and type(executor).__module__.split(".")[0] == "distributed":
         executor = getattr(executor, "get_executor", lambda: executor)()  # a Client works too
         network_in_workers = True  # cluster workers return features, never spectrograms
-    in_process = executor is None and jobs <= 1 and not network_in_workers
-    workers = None if in_process else executor or pool(jobs)
-    readers = futures.ThreadPoolExecutor(2) if in_process else None
-    # spectrograms are computed on the pipeline's device: by CPU workers only for a CPU pipeline
-    read_task = prepare_item if pipeline.device.type == "cpu" else read_item
-    options = {"chunk_size": chunk_size, "memory_budget": memory_budget}
+    batch_run = _BatchRun(pipeline, planned, store, chunk_size, memory_budget)
+    results = batch_run.results(batches, jobs, executor, network_in_workers, progress)
+    return ItemRun(results, jobs, machine)
 
-    def known(entry: Planned) -> ItemResult | None:
+
+class _BatchRun:
+    """The batches of one run: what is known of each item, and how a batch is read and computed."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        planned: list[Planned],
+        store: FeatureStore | None,
+        chunk_size: int | None,
+        memory_budget: int | None,
+    ) -> None:
+        self.pipeline, self.planned, self.store = pipeline, planned, store
+        self.chunk_size, self.memory_budget = chunk_size, memory_budget
+        self.settings = pipeline.settings() if store is not None else None
+        self.config = pipeline.frontend.config
+
+    def known(self, entry: Planned) -> ItemResult | None:
+        """The result of an item that needs no computing: it failed already, or it is stored."""
+        if self.settings is not None:
+            entry.identify(self.settings)
         if entry.error is not None:
             return entry.result(error=entry.error)
-        if store is not None and _reusable(store, entry):
+        if self.store is not None and _reusable(self.store, entry):
             return entry.result(reused=True)
         return None
 
-    def submit(batch: list[int]) -> tuple[list[ItemResult], list[Planned], object]:
-        done, todo = [], []
-        for position in batch:
-            if settings is not None:
-                planned[position].identify(settings)
-            result = known(planned[position])
-            (done.append(result) if result is not None else todo.append(planned[position]))
-        if not todo or in_process:
-            return done, todo, None  # in this process, read when collected, while nothing else runs
-        if network_in_workers:
-            return done, todo, workers.submit(compute_batch_task, pipeline.spec, todo, *options.values())
-        return (
-            done,
-            todo,
-            [None if entry.long else workers.submit(read_task, entry.item, config) for entry in todo],
+    def compute(self, todo: list[Planned], outcomes: list) -> list[ItemResult]:
+        """Results of ``todo`` from what reading each item gave."""
+        return compute_batch(
+            self.pipeline, todo, outcomes, chunk_size=self.chunk_size, memory_budget=self.memory_budget
         )
 
-    def collect(done: list[ItemResult], todo: list[Planned], handle: object) -> list[ItemResult]:
-        if not todo:
-            return done
-        if network_in_workers:
-            return done + handle.result()
-        if in_process:
-            outcomes = _read_here(todo, config, readers)
-        else:
-            outcomes = [None if h is None else h.result() for h in handle]
-        return done + compute_batch(pipeline, todo, outcomes, **options)
+    def results(
+        self,
+        batches: list[list[int]],
+        jobs: int,
+        executor: futures.Executor | None,
+        network_in_workers: bool,
+        progress: Progress | None,
+    ) -> Iterator[ItemResult]:
+        """Every item's result, batch after batch, reading a few batches ahead."""
+        planned, config = self.planned, self.config
+        if progress is not None:
+            chosen = [planned[position] for batch in batches for position in batch]
+            progress.start(len(chosen), sum(p.seconds for p in chosen))
+        in_process = executor is None and jobs <= 1 and not network_in_workers
+        workers = None if in_process else executor or pool(jobs)
+        readers = futures.ThreadPoolExecutor(2) if in_process else None
+        # spectrograms are computed on the pipeline's device: by CPU workers only for a CPU pipeline
+        read_task = prepare_item if self.pipeline.device.type == "cpu" else read_item
 
-    ahead = max(jobs, 2)
-    try:
-        submitted = [submit(batch) for batch in batches[:ahead]]
-        for number, batch in enumerate(batches):
-            if number + ahead < len(batches):
-                submitted.append(submit(batches[number + ahead]))
-            results = collect(*submitted[number])
-            submitted[number] = None
-            if store is not None:  # the batch is read by now, in workers or here
-                results = [planned[result.position].unchanged(result) for result in results]
-                computed = [r for r in results if r.ok and not r.reused]
-                if computed:
-                    store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
-            for result in _in_batch_order(results, batch):
-                if progress is not None:
-                    progress.advance(result)
-                yield result
-    finally:
-        for own in (readers, None if executor else workers):
-            if own is not None:
-                own.shutdown(wait=False, cancel_futures=True)
+        def submit(batch: list[int]) -> tuple[list[ItemResult], list[Planned], object]:
+            done, todo = [], []
+            for position in batch:
+                result = self.known(planned[position])
+                (done.append(result) if result is not None else todo.append(planned[position]))
+            if not todo or in_process:
+                return done, todo, None  # in this process, read when collected, while nothing else runs
+            if network_in_workers:
+                task = (compute_batch_task, self.pipeline.spec, todo, self.chunk_size, self.memory_budget)
+                return done, todo, workers.submit(*task)
+            return done, todo, [None if e.long else workers.submit(read_task, e.item, config) for e in todo]
+
+        def collect(done: list[ItemResult], todo: list[Planned], handle: object) -> list[ItemResult]:
+            if not todo:
+                return done
+            if network_in_workers:
+                return done + handle.result()
+            if in_process:
+                return done + self.compute(todo, _read_here(todo, config, readers))
+            return done + self.compute(todo, [None if h is None else h.result() for h in handle])
+
+        ahead = max(jobs, 2)
+        try:
+            submitted = [submit(batch) for batch in batches[:ahead]]
+            for number, batch in enumerate(batches):
+                if number + ahead < len(batches):
+                    submitted.append(submit(batches[number + ahead]))
+                results = collect(*submitted[number])
+                submitted[number] = None
+                if self.store is not None:  # the batch is read by now, in workers or here
+                    results = [planned[result.position].unchanged(result) for result in results]
+                    computed = [r for r in results if r.ok and not r.reused]
+                    if computed:
+                        self.store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
+                for result in _in_batch_order(results, batch):
+                    if progress is not None:
+                        progress.advance(result)
+                    yield result
+        finally:
+            for own in (readers, None if executor else workers):
+                if own is not None:
+                    own.shutdown(wait=False, cancel_futures=True)
 
 
 def _read_here(entries: list[Planned], config, readers: futures.Executor) -> list[Outcome | None]:

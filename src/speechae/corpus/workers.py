@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -56,7 +57,7 @@ class Machine:
 def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
     """Whole cores of a cgroup v2 CPU quota (``"200000 100000"`` -> 2), or 0 without a quota."""
     try:
-        limit, period = open(path).read().split()[:2]
+        limit, period = Path(path).read_text().split()[:2]
     except (OSError, ValueError):
         return 0
     return 0 if limit == "max" else max(1, int(limit) // int(period))
