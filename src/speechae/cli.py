@@ -56,7 +56,7 @@ def _jobs(text: str) -> int | str:
 
 def _parser() -> argparse.ArgumentParser:
     from speechae.corpus import AUTO, extract_corpus
-    from speechae.engine import PRECISIONS
+    from speechae.engine import DEFAULT_MEMORY_BUDGET, PRECISIONS
     from speechae.extractor import Extractor
     from speechae.models import ARCHITECTURES
     from speechae.pipeline import LEVELS
@@ -142,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="memory a recording may keep at once (its conditioned signal, spectrograms and the "
         "network's activations), e.g. 512M or 2G; the rest goes to temporary files in TMPDIR, with "
-        "the same numbers (default: 640M on a CPU, an eighth of a GPU's memory)",
+        f"the same numbers (default: {DEFAULT_MEMORY_BUDGET // 2**20}M on a CPU, an eighth of a "
+        "GPU's memory)",
     )
     extract.add_argument(
         "-j",
@@ -477,14 +478,14 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from speechae.weights import cache_dir, list_models
+    from speechae.weights import list_models, models_dir
 
     print(f"{'name':<12} {'arch':<5} {'bottleneck':>10}  {'cached':<6}  description")
     for model in list_models():
         cached = "yes" if model.cached else "no"
         columns = f"{model.name:<12} {model.architecture:<5} {model.bottleneck:>10}  {cached:<6}"
         print(f"{columns}  {model.description}")
-    print(f"cache: {cache_dir() / 'models'}")
+    print(f"cache: {models_dir()}")
     return EXIT_OK
 
 

@@ -402,11 +402,12 @@ class _LayerwiseRun:
         self.statistics: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.kept: _Kept = _NetworkInputs(inputs)
         self.buffers = _KeptBuffers.of_this_thread()
+        self.memory_budget = memory_budget
         self.buffers.hold_at_most(memory_budget)
         self.code: torch.Tensor | None = None
         self.spill, self.disk_budget = spill, disk_budget
 
-    def _keep(self, layer: int, x: torch.Tensor, budget: int) -> _KeptInMemory | _SpilledActivations | None:
+    def _keep(self, layer: int, x: torch.Tensor) -> _KeptInMemory | _SpilledActivations | None:
         """Storage for the output of ``layer``, whose first chunk is ``x``, if any fits.
 
         A layer kept in memory fits when it does beside the layer being read: both are held
@@ -414,9 +415,11 @@ class _LayerwiseRun:
         """
         size = x[0].numel() * x.element_size() * len(self.inputs)
         reading = self.buffers.reading  # where a layer kept in memory lies, or an unused storage
-        if size > budget - self.buffers.held(reading) and not isinstance(self.kept, _KeptInMemory):
+        if size > self.memory_budget - self.buffers.held(reading) and not isinstance(
+            self.kept, _KeptInMemory
+        ):
             self.buffers.storages[reading] = None
-        room = budget - self.buffers.held(reading)
+        room = self.memory_budget - self.buffers.held(reading)
         if size <= room:
             kept = _KeptInMemory(layer, self.buffers.next(x, len(self.inputs), most=room))
             self.buffers.swap()
@@ -455,7 +458,7 @@ class _LayerwiseRun:
             owned = True  # this call's own output from here on
         return x, code
 
-    def find_statistics(self, layer: int, chunks: list[tuple[int, int]], budget: int) -> None:
+    def find_statistics(self, layer: int, chunks: list[tuple[int, int]]) -> None:
         """Accumulate the statistics in front of norm ``layer``, keeping activations if they fit.
 
         Stages write activations kept in memory straight into a :class:`_KeptBuffers` tensor.
@@ -470,7 +473,7 @@ class _LayerwiseRun:
                 x, code = self.advance(first, last, until=layer, out=out, consume=out is not None)
                 if moments is None:
                     moments = ChannelMoments(self.n_files, x.shape[1], x.device)
-                    kept = self._keep(layer, x, budget)
+                    kept = self._keep(layer, x)
                 if kept is not None and out is None:
                     kept = kept.write(first, last, x)
                 moments.update(x, self.file_index[first:last])
@@ -563,7 +566,7 @@ def _run(
     try:
         last_stage = network.n_stages - 1
         for layer in range(last_stage):
-            run.find_statistics(layer, chunks[layer], memory_budget)
+            run.find_statistics(layer, chunks[layer])
         errors, reconstructions = None, []
         for first, last in chunks[last_stage]:
             reconstruction, _ = run.advance(first, last, until=last_stage, consume=True)

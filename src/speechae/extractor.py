@@ -30,7 +30,7 @@ from speechae.errors import DroppedWindowsWarning, NoAudioFilesError, ParameterE
 from speechae.features import FileFeatures
 from speechae.frontend import LogMelFrontEnd
 from speechae.inputs import Item
-from speechae.pipeline import LEVELS, Pipeline
+from speechae.pipeline import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRECISION, LEVELS, Pipeline
 from speechae.weights import LoadedModel
 
 __all__ = ["LEVELS", "Extractor", "static_of"]
@@ -90,11 +90,11 @@ class Extractor:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] = "cae-256",
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
         *,
-        level: str = "static",
-        device: str | torch.device = "cpu",
-        precision: str = "fp32",
+        level: str = LEVELS[0],
+        device: str | torch.device = DEFAULT_DEVICE,
+        precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
     ) -> None:
         if level not in LEVELS:

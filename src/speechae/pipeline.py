@@ -54,6 +54,9 @@ from speechae.recordings import Recording, read_recording, signal_recording, win
 from speechae.weights import LoadedModel, load_model
 
 __all__ = [
+    "DEFAULT_DEVICE",
+    "DEFAULT_MODEL",
+    "DEFAULT_PRECISION",
     "FRONTEND_CHUNK",
     "LEVELS",
     "Pipeline",
@@ -68,6 +71,9 @@ __all__ = [
 ]
 
 LEVELS = ("static", "dynamic")
+DEFAULT_MODEL = "cae-256"
+DEFAULT_DEVICE = "cpu"
+DEFAULT_PRECISION = PRECISIONS[0]
 FRONTEND_CHUNK = 256
 
 
@@ -371,14 +377,14 @@ class PipelineSpec:
     The model travels by name or path, never pickled; a worker loads it from its cache once.
 
     Example:
-        >>> PipelineSpec("rae-256").to_dict()
+        >>> PipelineSpec("rae-256", "cpu", "fp32", None).to_dict()
         {'model': 'rae-256', 'device': 'cpu', 'precision': 'fp32', 'memory_budget': None}
     """
 
-    model: str = "cae-256"
-    device: str = "cpu"
-    precision: str = "fp32"
-    memory_budget: int | None = None
+    model: str
+    device: str
+    precision: str
+    memory_budget: int | None
 
     def to_dict(self) -> dict[str, str | int | None]:
         """The spec as keyword arguments of :class:`Pipeline`."""
@@ -416,10 +422,10 @@ class Pipeline:
 
     def __init__(
         self,
-        model: str | os.PathLike[str] = "cae-256",
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
         *,
-        device: str | torch.device = "cpu",
-        precision: str = "fp32",
+        device: str | torch.device = DEFAULT_DEVICE,
+        precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
     ) -> None:
         if precision not in PRECISIONS:
@@ -459,6 +465,10 @@ class Pipeline:
         """Names of the feature columns at ``level`` (``"static"`` or ``"dynamic"``)."""
         names = static_feature_names if level == "static" else dynamic_feature_names
         return names(self.model.bottleneck, self.frontend.config.n_mels)
+
+    def _budget(self, memory_budget: int | None) -> int | None:
+        """``memory_budget``, or the pipeline's when it is None."""
+        return self.memory_budget if memory_budget is None else memory_budget
 
     def read(
         self, path: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
@@ -505,7 +515,7 @@ class Pipeline:
             prepared,
             device=self.device,
             chunk_size=chunk_size,
-            memory_budget=self.memory_budget if memory_budget is None else memory_budget,
+            memory_budget=self._budget(memory_budget),
             keep_spectrograms=keep_spectrograms,
             precision=self.precision,
             spill=partial(SampleSpool.create, name=name),
@@ -533,7 +543,7 @@ class Pipeline:
             device=self.device,
             keep_spectrograms=keep_spectrograms,
             chunk_size=chunk_size,
-            memory_budget=self.memory_budget if memory_budget is None else memory_budget,
+            memory_budget=self._budget(memory_budget),
             precision=self.precision,
             spill=partial(SampleSpool.create, name=recording.name),
         )
@@ -607,8 +617,8 @@ def compute_features(
         device: where the front-end and network run.
         keep_spectrograms: also return the scaled input and reconstructed spectrograms.
         chunk_size: windows per forward step.
-        memory_budget: bytes of spectrograms and activations kept in memory at once (default:
-            :func:`~speechae.engine.memory_budget_for` the device).
+        memory_budget: bytes the recording may keep in memory at once: conditioned signal,
+            spectrograms and activations (see :func:`recording_features`).
         precision: ``"fp32"`` (exact) or ``"bf16"`` (fast, approximate).
         name: the recording's file, for messages.
 

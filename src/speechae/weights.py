@@ -48,6 +48,7 @@ __all__ = [
     "list_models",
     "load_model",
     "model_info",
+    "models_dir",
     "save_weights",
     "weights_digest",
 ]
@@ -127,7 +128,7 @@ def list_models() -> list[ListedModel]:
         >>> [model.name for model in list_models()][:2]
         ['cae-256', 'rae-256']
     """
-    folder = cache_dir() / "models"
+    folder = models_dir()
     listed = [
         ListedModel(
             spec.name,
@@ -162,13 +163,18 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("speechae", appauthor=False))
 
 
+def models_dir() -> Path:
+    """The folder of cached and imported models (``speechae models list`` shows it)."""
+    return cache_dir() / "models"
+
+
 def _cached_path(name: str) -> Path:
-    return cache_dir() / "models" / f"{name}.safetensors"
+    return models_dir() / f"{name}.safetensors"
 
 
 def _writable_cache() -> None:
     """Refuse a cache folder that cannot take files, before anything is downloaded."""
-    folder = cache_dir() / "models"
+    folder = models_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()
