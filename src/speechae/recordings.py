@@ -161,8 +161,6 @@ def _conditioned(
             spool=functools.partial(SampleSpool.create, name=name),
         )
     except SpeechaeError as error:
-        if not name:
-            raise
         raise naming(error, name) from None
 
 
