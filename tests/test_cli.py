@@ -59,6 +59,7 @@ SAME_DEFAULTS = {
         "device": ("Extractor", "device"),
         "precision": ("Extractor", "precision"),
         "memory_budget": ("Extractor", "memory_budget"),
+        "resampling": ("Extractor", "resampling"),
         "format": ("extract_corpus", "fmt"),
         "batch_windows": ("extract_corpus", "batch_windows"),
         "strict": ("extract_corpus", "strict"),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from conftest import Spills
 from speechae import frontend
 from speechae.audio import SampleSpool
-from speechae.errors import AudioTooShortError, NonFiniteAudioError, SilentAudioError
+from speechae.errors import AudioTooShortError, NonFiniteAudioError, ParameterError, SilentAudioError
 from speechae.frontend import (
     ConditionedSignal,
     FrontEndConfig,
@@ -217,3 +219,23 @@ def test_a_long_signal_without_room_in_the_spool_is_conditioned_in_memory_to_the
     in_memory = condition_signal(x, 16000, spool=spills)
     assert isinstance(in_memory, np.ndarray) and all(spool.closed for spool in spills.created)
     np.testing.assert_array_equal(in_memory, expected)
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100])
+def test_segmented_resampling_at_any_length_stays_close_to_the_whole_signal_fft(rate):
+    t = np.arange(3 * rate) / rate
+    tones = sum(np.sin(2 * np.pi * f * t + f) for f in (180.0, 1250.0, 3300.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # chosen, so not warned about
+        segmented = condition_signal(tones, rate, resampling="segmented")
+    exact = condition_signal(tones, rate)
+    assert len(segmented) == len(exact) and not np.array_equal(segmented, exact)
+    np.testing.assert_allclose(segmented, exact, rtol=0, atol=1e-6)
+
+
+def test_segmented_resampling_leaves_16k_signals_as_they_are_and_other_modes_are_refused(speech_like):
+    np.testing.assert_array_equal(
+        condition_signal(speech_like, 16000, resampling="segmented"), condition_signal(speech_like, 16000)
+    )
+    with pytest.raises(ParameterError, match="resampling must be one of"):
+        condition_signal(speech_like, 16000, resampling="polyphase")

@@ -266,3 +266,25 @@ def test_one_budget_covers_the_signal_the_spectrograms_and_the_activations(
     for other in results[1:]:
         np.testing.assert_array_equal(other.bottleneck, results[0].bottleneck)
         np.testing.assert_array_equal(other.error, results[0].error)
+
+
+@pytest.mark.weights
+def test_segmented_resampling_reaches_corpus_workers_the_command_line_and_the_store_keys(
+    recordings, tmp_path
+):
+    from speechae import Extractor, cli
+    from speechae.writers import read_table
+
+    exact, segmented = Extractor("cae-256"), Extractor("cae-256", resampling="segmented")
+    assert segmented.settings() == {**exact.settings(), "resampling": "segmented"}
+    together = segmented.process_files(recordings, jobs=2)
+    out = tmp_path / "segmented.csv"
+    command = ["extract", *map(str, recordings), "--resampling", "segmented", "-o", str(out), "-q"]
+    assert cli.main(command) == 0
+    on_the_command_line = read_table(out)
+    for path in recordings:
+        alone = segmented.process_file(path)
+        np.testing.assert_array_equal(together.loc[[str(path)]].to_numpy(), alone.to_numpy())
+        np.testing.assert_array_equal(on_the_command_line.loc[[str(path)]].to_numpy(), alone.to_numpy())
+        resampled = "e.wav" not in str(path)  # the 16 kHz file is not resampled at all
+        assert np.array_equal(alone.to_numpy(), exact.process_file(path).to_numpy()) != resampled

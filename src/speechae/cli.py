@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     from speechae.extractor import Extractor
     from speechae.models import ARCHITECTURES
     from speechae.pipeline import LEVELS
+    from speechae.resampling import RESAMPLING
     from speechae.training import train
     from speechae.version import __version__
     from speechae.writers import FORMATS
@@ -144,6 +145,16 @@ def _parser() -> argparse.ArgumentParser:
         "network's activations), e.g. 512M or 2G; the rest goes to temporary files in TMPDIR, with "
         f"the same numbers (default: {DEFAULT_MEMORY_BUDGET // 2**20}M on a CPU, an eighth of a "
         "GPU's memory)",
+    )
+    extract.add_argument(
+        "--resampling",
+        choices=RESAMPLING,
+        default=api["resampling"],
+        help="how recordings at other rates reach 16 kHz: 'exact' resamples with one FFT of the "
+        "whole signal as DisVoice does (up to 2^25 samples; a length with a large prime factor may "
+        "need more memory than the budget), 'segmented' in overlapping segments within the budget "
+        "at any length, with numbers that differ from DisVoice's in near-empty Mel bands "
+        "(default: %(default)s)",
     )
     extract.add_argument(
         "-j",
@@ -374,6 +385,7 @@ def _extract(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         memory_budget=args.memory_budget,
+        resampling=args.resampling,
     )
     options = {
         "fmt": args.format,

@@ -30,7 +30,14 @@ from speechae.errors import DroppedWindowsWarning, NoAudioFilesError, ParameterE
 from speechae.features import FileFeatures
 from speechae.frontend import LogMelFrontEnd
 from speechae.inputs import Item
-from speechae.pipeline import DEFAULT_DEVICE, DEFAULT_MODEL, DEFAULT_PRECISION, LEVELS, Pipeline
+from speechae.pipeline import (
+    DEFAULT_DEVICE,
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    DEFAULT_RESAMPLING,
+    LEVELS,
+    Pipeline,
+)
 from speechae.weights import LoadedModel
 
 __all__ = ["LEVELS", "Extractor", "static_of"]
@@ -80,6 +87,9 @@ class Extractor:
         memory_budget: bytes a recording may keep in memory at once (its conditioned signal,
             spectrograms and the network's kept activations; default: 640 MiB on a CPU, an
             eighth of a GPU's memory); the rest goes to temporary files, with the same numbers.
+        resampling: ``"exact"`` (default): DisVoice's whole-signal FFT up to 2^25 samples;
+            ``"segmented"``: bounded memory at any length, not DisVoice's bits (see
+            :class:`~speechae.pipeline.Pipeline`).
 
     Example:
         >>> import numpy as np
@@ -96,11 +106,14 @@ class Extractor:
         device: str | torch.device = DEFAULT_DEVICE,
         precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
+        resampling: str = DEFAULT_RESAMPLING,
     ) -> None:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
         self.level = level
-        self.pipeline = Pipeline(model, device=device, precision=precision, memory_budget=memory_budget)
+        self.pipeline = Pipeline(
+            model, device=device, precision=precision, memory_budget=memory_budget, resampling=resampling
+        )
 
     def __repr__(self) -> str:
         return f"Extractor(model={self.model.name!r}, level={self.level!r}, device={self.device.type!r})"

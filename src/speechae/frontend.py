@@ -37,6 +37,7 @@ from speechae.errors import (
     TemporaryStorageError,
 )
 from speechae.resampling import (
+    RESAMPLING,
     WHOLE_SIGNAL_SAMPLES,
     SampleSink,
     SampleSource,
@@ -138,14 +139,17 @@ def condition_signal(
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str = "",
     spool: Callable[[int, np.dtype], SampleSink] | None = None,
+    resampling: str = RESAMPLING[0],
 ) -> np.ndarray | ConditionedSignal:
     """Mix to mono, resample, remove the mean and divide by the peak.
 
     Resampling transforms the whole signal at once, as the reference does, up to
     :data:`~speechae.resampling.WHOLE_SIGNAL_SAMPLES` samples; longer signals are resampled in
     overlapping segments in bounded memory (:func:`~speechae.resampling.resample_in_segments`),
-    with a :class:`~speechae.errors.SegmentedResamplingWarning`. Integer samples may be given as
-    stored (``read_audio(..., native=True)``): the result is the same as for their float64 values.
+    with a :class:`~speechae.errors.SegmentedResamplingWarning`; ``resampling="segmented"``
+    resamples in segments at any length (:data:`~speechae.resampling.RESAMPLING`). Integer
+    samples may be given as stored (``read_audio(..., native=True)``): the result is the same as
+    for their float64 values.
 
     Args:
         signal: samples, shape ``(samples,)`` or ``(samples, channels)``, as an array or a
@@ -160,6 +164,7 @@ def condition_signal(
             is kept there and returned as a :class:`ConditionedSignal`, so memory stays flat
             however long the recording; where it raises
             :class:`~speechae.errors.TemporaryStorageError` (no room), in memory as without it.
+        resampling: ``"exact"`` or ``"segmented"`` (:data:`~speechae.resampling.RESAMPLING`).
 
     Returns:
         array of shape ``(samples_16k,)`` with zero mean and peak 1, or a
@@ -176,6 +181,8 @@ def condition_signal(
         >>> x.shape, float(abs(x).max())
         ((16000,), 1.0)
     """
+    if resampling not in RESAMPLING:
+        raise ParameterError(f"resampling must be one of {RESAMPLING}, not {resampling!r}")
     spooled = hasattr(signal, "read")
     if not spooled:
         signal = _finite(_samples_by_channels(np.asarray(signal), name))
@@ -186,8 +193,8 @@ def condition_signal(
         if target < config.window_length:
             raise _too_short(len(signal) / sampling_rate, config)
     long = spools_conditioned(len(signal), sampling_rate, config=config)
-    segmented = long and target != len(signal)  # resamples_in_segments
-    if segmented:
+    segmented = resamples_in_segments(len(signal), sampling_rate, config=config, resampling=resampling)
+    if segmented and long:
         warnings.warn(
             f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
             f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
@@ -374,16 +381,23 @@ def check_sampling_rate(sampling_rate: float, *, name: str = "") -> None:
 
 
 def resamples_in_segments(
-    n_samples: int, sampling_rate: int, *, config: FrontEndConfig = DEFAULT_FRONTEND
+    n_samples: int,
+    sampling_rate: int,
+    *,
+    config: FrontEndConfig = DEFAULT_FRONTEND,
+    resampling: str = RESAMPLING[0],
 ) -> bool:
     """Whether :func:`condition_signal` resamples a signal of this length in segments.
 
     Example:
         >>> resamples_in_segments(60 * 60 * 44100, 44100), resamples_in_segments(60 * 60 * 16000, 16000)
         (True, False)
+        >>> resamples_in_segments(5 * 60 * 44100, 44100, resampling="segmented")
+        True
     """
-    resampled = _resampled_length(n_samples, sampling_rate, config) != n_samples
-    return resampled and spools_conditioned(n_samples, sampling_rate, config=config)
+    if _resampled_length(n_samples, sampling_rate, config) == n_samples:
+        return False
+    return resampling == "segmented" or spools_conditioned(n_samples, sampling_rate, config=config)
 
 
 def _finite(samples: np.ndarray) -> np.ndarray:

@@ -49,14 +49,23 @@ from speechae.engine import (
 )
 from speechae.errors import ParameterError, TemporaryStorageError, all_dropped
 from speechae.features import FileFeatures, dynamic_feature_names, static_feature_names
-from speechae.frontend import ConditionedSignal, LogMelFrontEnd, frame_range, frontend_config, window_count
+from speechae.frontend import (
+    ConditionedSignal,
+    FrontEndConfig,
+    LogMelFrontEnd,
+    frame_range,
+    frontend_config,
+    window_count,
+)
 from speechae.recordings import Recording, read_recording, signal_recording, window_times
+from speechae.resampling import RESAMPLING
 from speechae.weights import LoadedModel, load_model
 
 __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_MODEL",
     "DEFAULT_PRECISION",
+    "DEFAULT_RESAMPLING",
     "FRONTEND_CHUNK",
     "LEVELS",
     "Pipeline",
@@ -74,6 +83,7 @@ LEVELS = ("static", "dynamic")
 DEFAULT_MODEL = "cae-256"
 DEFAULT_DEVICE = "cpu"
 DEFAULT_PRECISION = PRECISIONS[0]
+DEFAULT_RESAMPLING = RESAMPLING[0]
 FRONTEND_CHUNK = 256
 
 
@@ -377,14 +387,15 @@ class PipelineSpec:
     The model travels by name or path, never pickled; a worker loads it from its cache once.
 
     Example:
-        >>> PipelineSpec("rae-256", "cpu", "fp32", None).to_dict()
-        {'model': 'rae-256', 'device': 'cpu', 'precision': 'fp32', 'memory_budget': None}
+        >>> PipelineSpec("rae-256", "cpu", "fp32", None, "exact").to_dict()["resampling"]
+        'exact'
     """
 
     model: str
     device: str
     precision: str
     memory_budget: int | None
+    resampling: str
 
     def to_dict(self) -> dict[str, str | int | None]:
         """The spec as keyword arguments of :class:`Pipeline`."""
@@ -412,6 +423,10 @@ class Pipeline:
             spectrograms and the network's kept activations (default:
             :func:`~speechae.engine.memory_budget_for` the device); the rest goes to temporary
             files or is recomputed, with the same numbers.
+        resampling: ``"exact"`` (default): DisVoice's whole-signal FFT wherever memory allows it,
+            segments beyond; ``"segmented"``: segments at any length, so that recordings at
+            other rates stay within the budget, with numbers that differ from DisVoice's in
+            near-empty Mel bands (:data:`~speechae.resampling.RESAMPLING`).
 
     Example:
         >>> pipeline = Pipeline("cae-256")  # doctest: +SKIP
@@ -427,9 +442,12 @@ class Pipeline:
         device: str | torch.device = DEFAULT_DEVICE,
         precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
+        resampling: str = DEFAULT_RESAMPLING,
     ) -> None:
         if precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        if resampling not in RESAMPLING:
+            raise ParameterError(f"resampling must be one of {RESAMPLING}, not {resampling!r}")
         if memory_budget is not None and (
             isinstance(memory_budget, bool) or not isinstance(memory_budget, int) or memory_budget < 0
         ):
@@ -438,9 +456,10 @@ class Pipeline:
         self.device = resolve_device(device)
         self.precision = precision
         self.memory_budget = memory_budget
+        self.resampling = resampling
         self.model: LoadedModel = load_model(model, device=self.device)
         self.frontend = LogMelFrontEnd(frontend_config(self.model.metadata)).to(self.device)
-        self.spec = PipelineSpec(os.fspath(model), str(self.device), precision, memory_budget)
+        self.spec = PipelineSpec(os.fspath(model), str(self.device), precision, memory_budget, resampling)
         _BUILT.setdefault(self.spec, self)
 
     def __repr__(self) -> str:
@@ -458,8 +477,14 @@ class Pipeline:
             "bottleneck": self.model.bottleneck,
             "weights_sha256": self.model.weights_sha256,
             "precision": self.precision,
+            "resampling": self.resampling,
             "speechae": __version__,
         }
+
+    @property
+    def reading(self) -> tuple[FrontEndConfig, str]:
+        """How this pipeline reads recordings: its front-end settings and resampling."""
+        return self.frontend.config, self.resampling
 
     def column_names(self, level: str) -> list[str]:
         """Names of the feature columns at ``level`` (``"static"`` or ``"dynamic"``)."""
@@ -474,7 +499,9 @@ class Pipeline:
         self, path: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
     ) -> Recording:
         """The file (or its segment) read and conditioned: :func:`~speechae.recordings.read_recording`."""
-        return read_recording(path, start=start, end=end, config=self.frontend.config)
+        return read_recording(
+            path, start=start, end=end, config=self.frontend.config, resampling=self.resampling
+        )
 
     def signal(
         self,
@@ -487,7 +514,13 @@ class Pipeline:
     ) -> Recording:
         """Samples conditioned: :func:`~speechae.recordings.signal_recording`."""
         return signal_recording(
-            samples, sampling_rate, start=start, end=end, config=self.frontend.config, name=name
+            samples,
+            sampling_rate,
+            start=start,
+            end=end,
+            config=self.frontend.config,
+            name=name,
+            resampling=self.resampling,
         )
 
     def prepare(self, recording: Recording, *, memory_budget: int | None = None) -> PreparedRecording:

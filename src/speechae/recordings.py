@@ -36,6 +36,7 @@ from speechae.frontend import (
     spools_conditioned,
     window_starts,
 )
+from speechae.resampling import RESAMPLING
 
 __all__ = [
     "Recording",
@@ -137,7 +138,12 @@ def recording_samples(
 
 
 def _recording(
-    samples: np.ndarray | SpooledAudio, sampling_rate: int, first: int, config: FrontEndConfig, name: str
+    samples: np.ndarray | SpooledAudio,
+    sampling_rate: int,
+    first: int,
+    config: FrontEndConfig,
+    name: str,
+    resampling: str,
 ) -> Recording:
     """The samples read, from frame ``first`` of their recording on, conditioned.
 
@@ -145,11 +151,12 @@ def _recording(
     read and lasts as long as the samples read.
     """
     duration, offset = len(samples) / sampling_rate, first / sampling_rate
-    return Recording(_conditioned(samples, sampling_rate, config, name), duration, offset, name)
+    conditioned = _conditioned(samples, sampling_rate, config, name, resampling)
+    return Recording(conditioned, duration, offset, name)
 
 
 def _conditioned(
-    signal: np.ndarray | SpooledAudio, sampling_rate: int, config: FrontEndConfig, name: str
+    signal: np.ndarray | SpooledAudio, sampling_rate: int, config: FrontEndConfig, name: str, resampling: str
 ) -> np.ndarray | ConditionedSignal:
     """:func:`condition_signal` with long signals kept in a temporary file; errors begin with ``name``."""
     try:
@@ -159,6 +166,7 @@ def _conditioned(
             config=config,
             name=name,
             spool=functools.partial(SampleSpool.create, name=name),
+            resampling=resampling,
         )
     except SpeechaeError as error:
         raise naming(error, name) from None
@@ -171,12 +179,14 @@ def read_recording(
     end: float | None = None,
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str | None = None,
+    resampling: str = RESAMPLING[0],
 ) -> Recording:
     """Read ``path`` (from ``start`` to ``end`` seconds, when given) and condition it.
 
     The samples as read are released before this returns; close the result (or use it as a
     context manager) to delete the temporary file of a long recording. ``name`` is how
-    messages name it (default: the path, with the segment).
+    messages name it (default: the path, with the segment); ``resampling`` is
+    :func:`~speechae.frontend.condition_signal`'s.
 
     Example:
         >>> with read_recording("talk.wav", start=1.5, end=4.0) as recording:  # doctest: +SKIP
@@ -190,7 +200,7 @@ def read_recording(
     name = with_segment(os.fspath(path), start, end) if name is None else name
     with recording_samples(path, start, end, config) as (samples, sampling_rate):
         first = segment_frames(start, end, sampling_rate, 0)[0]
-        return _recording(samples, sampling_rate, first, config, name)
+        return _recording(samples, sampling_rate, first, config, name, resampling)
 
 
 def signal_recording(
@@ -201,6 +211,7 @@ def signal_recording(
     end: float | None = None,
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str = "",
+    resampling: str = RESAMPLING[0],
 ) -> Recording:
     """Condition samples ``(samples,)`` or ``(samples, channels)`` (from ``start`` to ``end`` seconds).
 
@@ -213,4 +224,4 @@ def signal_recording(
     check_sampling_rate(sampling_rate, name=name)
     first, last = segment_frames(start, end, sampling_rate, len(samples), name=name)
     name = with_segment(name, start, end) if name else name
-    return _recording(samples[first:last], sampling_rate, first, config, name)
+    return _recording(samples[first:last], sampling_rate, first, config, name, resampling)

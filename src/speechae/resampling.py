@@ -29,6 +29,7 @@ import numpy as np
 from speechae.errors import ParameterError
 
 __all__ = [
+    "RESAMPLING",
     "SEGMENT_SPAN",
     "WHOLE_SIGNAL_SAMPLES",
     "SampleSink",
@@ -41,6 +42,12 @@ __all__ = [
 #: DisVoice does: about 12.7 minutes at 44.1 kHz, 35 minutes from 8 kHz. At this size the FFTs
 #: need up to about 4 GB; DisVoice's network runs out of memory on 24 GB after 11 minutes anyway.
 WHOLE_SIGNAL_SAMPLES = 2**25
+
+#: How recordings at other rates reach 16 kHz: ``"exact"`` (the default) keeps DisVoice's
+#: whole-signal FFT up to :data:`WHOLE_SIGNAL_SAMPLES` samples and segments beyond;
+#: ``"segmented"`` resamples in segments at any length, so that a short recording whose length has
+#: a large prime factor stays within the memory budget, at the cost of DisVoice's exact bits.
+RESAMPLING = ("exact", "segmented")
 
 #: Input (or output, whichever is more) samples in the core of one segment by default.
 SEGMENT_SPAN = 2**22

@@ -27,17 +27,17 @@ Outcome = Recording | PreparedRecording | SpeechaeError
 _CPU_FRONTENDS: dict[FrontEndConfig, LogMelFrontEnd] = {}
 
 
-def read_item(item: Item, config: FrontEndConfig) -> Recording | SpeechaeError:
+def read_item(item: Item, config: FrontEndConfig, resampling: str) -> Recording | SpeechaeError:
     """The item read and conditioned, or the error that stopped it (never raises)."""
     try:
-        return read_recording(item.path, start=item.start, end=item.end, config=config)
+        return read_recording(item.path, start=item.start, end=item.end, config=config, resampling=resampling)
     except Exception as error:  # a corpus run never dies on one file
         return describe(item, error)
 
 
-def prepare_item(item: Item, config: FrontEndConfig) -> PreparedRecording | SpeechaeError:
+def prepare_item(item: Item, config: FrontEndConfig, resampling: str) -> PreparedRecording | SpeechaeError:
     """Worker task: the item read and its spectrograms computed on the CPU (never raises)."""
-    recording = read_item(item, config)
+    recording = read_item(item, config, resampling)
     if isinstance(recording, SpeechaeError):
         return recording
     frontend = _CPU_FRONTENDS.setdefault(config, LogMelFrontEnd(config))

@@ -31,6 +31,7 @@ from speechae.corpus.planning import (
 from speechae.corpus.workers import AUTO, Machine, choose_jobs, compute_batch_task, pool
 from speechae.engine import DEFAULT_CHUNK
 from speechae.errors import DamagedStoreEntryError, DamagedStoreWarning, check_counts
+from speechae.frontend import FrontEndConfig
 from speechae.inputs import Item
 from speechae.pipeline import Pipeline
 from speechae.progress import Progress
@@ -143,7 +144,7 @@ class _BatchRun:
         self.pipeline, self.planned, self.store = pipeline, planned, store
         self.chunk_size, self.memory_budget = chunk_size, memory_budget
         self.settings = pipeline.settings() if store is not None else None
-        self.config = pipeline.frontend.config
+        self.reading = pipeline.reading
 
     def known(self, entry: Planned) -> ItemResult | None:
         """The result of an item that needs no computing: it failed already, or it is stored."""
@@ -170,7 +171,7 @@ class _BatchRun:
         progress: Progress | None,
     ) -> Iterator[ItemResult]:
         """Every item's result, batch after batch, reading a few batches ahead."""
-        planned, config = self.planned, self.config
+        planned, reading = self.planned, self.reading
         if progress is not None:
             chosen = [planned[position] for batch in batches for position in batch]
             progress.start(len(chosen), sum(p.seconds for p in chosen))
@@ -190,7 +191,7 @@ class _BatchRun:
             if network_in_workers:
                 task = (compute_batch_task, self.pipeline.spec, todo, self.chunk_size, self.memory_budget)
                 return done, todo, workers.submit(*task)
-            return done, todo, [None if e.long else workers.submit(read_task, e.item, config) for e in todo]
+            return done, todo, [None if e.long else workers.submit(read_task, e.item, *reading) for e in todo]
 
         def collect(done: list[ItemResult], todo: list[Planned], handle: object) -> list[ItemResult]:
             if not todo:
@@ -198,7 +199,7 @@ class _BatchRun:
             if network_in_workers:
                 return done + handle.result()
             if in_process:
-                return done + self.compute(todo, _read_here(todo, config, readers))
+                return done + self.compute(todo, _read_here(todo, reading, readers))
             return done + self.compute(todo, [None if h is None else h.result() for h in handle])
 
         ahead = max(jobs, 2)
@@ -224,7 +225,9 @@ class _BatchRun:
                     own.shutdown(wait=False, cancel_futures=True)
 
 
-def _read_here(entries: list[Planned], config, readers: futures.Executor) -> list[Outcome | None]:
+def _read_here(
+    entries: list[Planned], reading: tuple[FrontEndConfig, str], readers: futures.Executor
+) -> list[Outcome | None]:
     """:func:`read_item` for a batch's short items, in this process.
 
     Two items are read and conditioned at a time in threads (libsndfile, numpy and scipy.fft
@@ -233,7 +236,7 @@ def _read_here(entries: list[Planned], config, readers: futures.Executor) -> lis
     once.
     """
     short = [entry for entry in entries if not entry.long]
-    read = iter(list(readers.map(lambda entry: read_item(entry.item, config), short)))
+    read = iter(list(readers.map(lambda entry: read_item(entry.item, *reading), short)))
     return [None if entry.long else next(read) for entry in entries]
 
 

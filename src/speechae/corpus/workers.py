@@ -130,6 +130,5 @@ def compute_batch_task(
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # one thread per worker process; the processes share the cores
     pipeline = spec.build()
-    config = pipeline.frontend.config
-    outcomes = [None if entry.long else read_item(entry.item, config) for entry in entries]
+    outcomes = [None if entry.long else read_item(entry.item, *pipeline.reading) for entry in entries]
     return compute_batch(pipeline, entries, outcomes, chunk_size=chunk_size, memory_budget=memory_budget)
