@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechae.allocator import retain_freed_memory
+from speechae.allocator import retain_freed_memory, return_free_memory
 from speechae.audio import SampleSpool
 from speechae.engine import (
     DEFAULT_CHUNK,
@@ -606,7 +606,9 @@ def recording_features(
     budget = memory_budget_for(device) if memory_budget is None else memory_budget
     with recording:
         left = budget - held_bytes(recording.signal)
+        return_free_memory()  # what conditioning left free would add to the next stages' peaks
         prepared = prepare(recording, frontend, device=device, memory_budget=left // 4, spill=spill)
+        return_free_memory()
         try:
             (features,) = run_network(
                 network,
