@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import EXAMPLE
 from speechae.audio import (
     SampleSpool,
     audio_duration,
     audio_frames,
     find_audio_files,
     read_audio,
+    segment_frames,
     spool_audio,
 )
 from speechae.errors import (
@@ -319,3 +321,49 @@ def test_a_sample_spool_is_written_and_read_by_ranges_from_several_threads():
         with pytest.raises(ParameterError, match=r"\(3,\) values given for frames 0-2"):
             spool[0:2] = [1.0, 2.0, 3.0]
     assert spool.closed
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_special_files_are_refused_before_anything_reads_them(tmp_path):
+    from speechae.audio import file_sha256
+
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)  # reading it would wait for a writer forever
+    for read in (read_audio, file_sha256, lambda path: audio_frames(path)):
+        with pytest.raises(
+            AudioDecodeError, match=f"^{pipe}: is a named pipe \\(FIFO\\), not an audio file$"
+        ):
+            read(pipe)
+    with pytest.raises(AudioDecodeError, match=r"^/dev/zero: is a character device, not an audio file$"):
+        read_audio("/dev/zero")
+    shutil.copy(EXAMPLE, tmp_path / "a.wav")
+    assert [p.name for p in find_audio_files(tmp_path)] == ["a.wav", "pipe.wav"]  # listed, then refused
+
+
+def test_sampling_rates_outside_the_documented_range_are_refused_from_the_header(tmp_path):
+    import struct
+
+    data = np.zeros(20000, "<i2").tobytes()
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, 1, 2, 2, 16)  # PCM, mono, 1 Hz
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data"
+    (tmp_path / "one_hz.wav").write_bytes(header + struct.pack("<I", len(data)) + data)
+    with pytest.raises(
+        AudioDecodeError, match=r"one_hz\.wav: the sampling rate of 1 Hz is outside 4000-384000 Hz"
+    ):
+        audio_frames(tmp_path / "one_hz.wav")
+
+
+def test_an_end_past_any_recording_is_its_end_and_a_start_past_it_is_named():
+    assert segment_frames(0.5, 1e308, 16000, 48000) == (8000, None)
+    assert segment_frames(0.5, 9.0, 16000, 48000) == (8000, None)
+    assert segment_frames(0.5, 2.0, 16000, 48000) == (8000, 32000)
+    with pytest.raises(
+        ParameterError, match=r"starts at 1e\+308 s, after the end of the recording \(3\.00 s\)"
+    ):
+        segment_frames(1e308, None, 16000, 48000)
+    assert read_audio(EXAMPLE, start=1.0, end=1e308)[0].shape == read_audio(EXAMPLE, start=1.0)[0].shape
+
+
+def test_no_extensions_to_look_for_is_said_plainly(tmp_path):
+    with pytest.raises(ParameterError, match="no file extensions to look for"):
+        find_audio_files(tmp_path, extensions=("", ""))

@@ -224,7 +224,7 @@ def test_plot_draws_a_segment_and_names_it_in_errors(tmp_path):
     assert result.returncode == 0 and "1.00–3.50 s" in (tmp_path / "part.svg").read_text()
     short = run("plot", str(EXAMPLE), "--end", "0.3", "-o", str(tmp_path / "short.png"))
     assert short.returncode == cli.EXIT_ERROR
-    assert f"{EXAMPLE} [0-0.3 s]: the audio lasts 0.300 s" in short.stderr
+    assert f"{EXAMPLE} [0-0.3 s]: the audio lasts 0.3 s" in short.stderr
 
 
 @pytest.mark.weights
@@ -404,3 +404,17 @@ def test_imported_models_are_listed_with_their_architecture(tmp_path):
     assert ["mine", "rae", "4", "yes", "imported", "(speechae", "models", "info", "mine)"] in listed
     refused = models("import", str(small_model(tmp_path)), "--name", "rae-256")
     assert refused.returncode == cli.EXIT_ERROR and "is the name of a pretrained model" in refused.stderr
+
+
+def test_a_run_whose_only_input_gives_no_files_replaces_an_older_output_with_an_empty_table(tmp_path):
+    (tmp_path / "header_only.csv").write_text("file,start,end\n")
+    out = tmp_path / "out.csv"
+    out.write_text("an older run's table\n")
+    result = run("extract", str(tmp_path / "header_only.csv"), "-o", str(out), "-q")
+    assert result.returncode == cli.EXIT_ERROR and "Traceback" not in result.stderr
+    reason = f"{tmp_path}/header_only.csv: the manifest names no audio files"
+    assert result.stderr.strip() == f"failed: {reason}"  # failures on the error stream, once
+    assert f"output: {out} (no rows: no file succeeded)" in result.stdout and reason not in result.stdout
+    table = pd.read_csv(out)
+    assert len(table) == 0 and table.columns[0] == "file" and len(table.columns) == 1 + 1536
+    assert pd.read_csv(f"{out}.errors.csv")["reason"].tolist() == [reason]

@@ -622,3 +622,13 @@ def test_the_summary_says_how_many_workers_auto_chose(corpus, tmp_path, rae):
     with pytest.raises(ParameterError, match="jobs must be a whole number of at least 1, not 'two'"):
         extract_corpus(rae, items, tmp_path / "other.csv", jobs="two")
     assert not (tmp_path / "other.csv").exists()
+
+
+def test_an_interrupted_run_says_whose_table_is_at_the_output_path(tmp_path):
+    from speechae.corpus import interrupted_text
+
+    out = tmp_path / "o.csv"
+    kept = f"finished recordings are kept in {out}.store.sqlite, and the same command resumes from them"
+    assert interrupted_text(out) == f"interrupted before writing {out}; {kept}"
+    out.write_text("an older run's table\n")
+    assert interrupted_text(out) == f"interrupted: {out} is an earlier run's output, not this run's; {kept}"

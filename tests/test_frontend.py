@@ -89,7 +89,7 @@ def test_non_finite_samples_are_rejected(bad):
 def test_silent_and_short_signals_are_rejected():
     with pytest.raises(SilentAudioError, match="silent"):
         condition_signal(np.full(16000, 0.25), 16000)
-    with pytest.raises(AudioTooShortError, match=r"lasts 0.400 s, shorter than one 0.5 s window"):
+    with pytest.raises(AudioTooShortError, match=r"lasts 0.4 s, shorter than one 0.5 s window"):
         condition_signal(np.ones(3200), 8000)
 
 
@@ -239,3 +239,17 @@ def test_segmented_resampling_leaves_16k_signals_as_they_are_and_other_modes_are
     )
     with pytest.raises(ParameterError, match="resampling must be one of"):
         condition_signal(speech_like, 16000, resampling="polyphase")
+
+
+def test_signal_shapes_without_samples_or_channels_are_named():
+    with pytest.raises(ParameterError, match="not a single number"):
+        condition_signal(np.float64(0.3), 16000)
+    with pytest.raises(ParameterError, match=r"a signal of shape \(16000, 0\) has no channels"):
+        condition_signal(np.zeros((16000, 0)), 16000)
+
+
+def test_a_recording_just_short_of_one_window_says_so_without_rounding_up():
+    with pytest.raises(
+        AudioTooShortError, match=r"^the audio lasts 0\.499937 s, shorter than one 0\.5 s window$"
+    ):
+        condition_signal(np.random.default_rng(0).standard_normal(7999), 16000)

@@ -20,6 +20,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -39,10 +40,12 @@ from speechae.errors import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "SAMPLING_RATES",
     "SampleSpool",
     "SpooledAudio",
     "audio_duration",
     "audio_frames",
+    "check_sampling_rate",
     "file_sha256",
     "find_audio_files",
     "read_audio",
@@ -76,19 +79,72 @@ def _missing(path: Path) -> AudioFileNotFoundError:
     return AudioFileNotFoundError(f"{path}: no such file")
 
 
-def _open_info(path: Path) -> sf._SoundFileInfo:
-    if not path.exists():
-        raise _missing(path)
-    if path.is_dir():
+#: Sampling rates speechae reads, in Hz: telephone speech at 4 kHz up to studio audio at 384 kHz.
+#: A header outside them is damage, not audio (a WAV claiming 1 Hz would be taken as hours).
+SAMPLING_RATES = (4000, 384000)
+
+_SPECIAL_FILES = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def check_sampling_rate(sampling_rate: float, *, name: str = "") -> None:
+    """Refuse a sampling rate that is not a number of Hz within :data:`SAMPLING_RATES`.
+
+    Example:
+        >>> check_sampling_rate(44100)
+        >>> check_sampling_rate(1, name="talk.wav")
+        Traceback (most recent call last):
+        speechae.errors.ParameterError: talk.wav: the sampling rate of 1 Hz is outside 4000-384000 Hz
+
+    Raises:
+        ParameterError: naming ``name`` and the rate.
+    """
+    where = f"{name}: " if name else ""
+    try:
+        valid = not isinstance(sampling_rate, bool) and np.isfinite(sampling_rate) and sampling_rate > 0
+    except TypeError:
+        valid = False
+    if not valid:
+        raise ParameterError(
+            f"{where}the sampling rate must be a positive number of Hz, not {sampling_rate!r}"
+        )
+    low, high = SAMPLING_RATES
+    if not low <= sampling_rate <= high:
+        raise ParameterError(f"{where}the sampling rate of {sampling_rate:g} Hz is outside {low}-{high} Hz")
+
+
+def _regular_file(path: Path) -> os.stat_result:
+    """The file's status; a missing file, a folder or a special file is refused."""
+    try:
+        status = path.stat()
+    except OSError:
+        raise _missing(path) from None
+    if stat.S_ISDIR(status.st_mode):
         raise AudioDecodeError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(status.st_mode):  # reading a pipe or a device may never end
+        kind = _SPECIAL_FILES.get(stat.S_IFMT(status.st_mode), "not a regular file")
+        raise AudioDecodeError(f"{path}: is {kind}, not an audio file")
+    return status
+
+
+def _open_info(path: Path) -> sf._SoundFileInfo:
+    if _regular_file(path).st_size == 0:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        return sf.info(_soundfile_name(path))
+        info = sf.info(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError):
         raise AudioDecodeError(
             f"{path}: not a readable audio file (unsupported format or corrupt data)"
         ) from None
+    try:
+        check_sampling_rate(info.samplerate, name=str(path))
+    except ParameterError as error:
+        raise AudioDecodeError(str(error)) from None
+    return info
 
 
 def _declared_wav_bytes(path: Path) -> tuple[int, int] | None:
@@ -212,8 +268,10 @@ def segment_frames(
         finite = False
     if not finite:
         raise ParameterError(f"{where}the segment {start!r}-{end!r} s needs finite numbers of seconds")
-    first = 0 if start is None else round(start * sampling_rate)
-    last = None if end is None else round(end * sampling_rate)
+    first = 0 if start is None else _frame(start, sampling_rate)
+    last = None if end is None else _frame(end, sampling_rate)
+    if last is not None and 0 < frames <= last:
+        last = None  # an end past the recording is its end
     if first < 0:
         raise ParameterError(f"{where}the segment starts at {start:g} s, before the recording starts")
     if last is not None and last <= first:
@@ -224,6 +282,12 @@ def segment_frames(
             f"({frames / sampling_rate:.2f} s)"
         )
     return first, last
+
+
+def _frame(seconds: float, sampling_rate: float) -> int:
+    """The frame at ``seconds``; times beyond any recording (1e308 s) give a frame beyond too."""
+    position = seconds * sampling_rate
+    return round(position) if abs(position) < 2**62 else int(np.sign(position)) * 2**62
 
 
 def _check_decoded(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool) -> None:
@@ -462,6 +526,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         AudioFileNotFoundError, AudioDecodeError (the file cannot be read).
     """
     path = Path(path)
+    _regular_file(path)
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
@@ -508,9 +573,9 @@ def audio_duration(path: str | os.PathLike[str]) -> float:
     return info.frames / info.samplerate
 
 
-def _file_or_dead_link(path: Path) -> bool:
-    """A file, or a link to nothing: listed so that reading it says what is wrong."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
+def _not_a_folder(path: Path) -> bool:
+    """A file, a link to nothing or a special file: listed so that reading it says what is wrong."""
+    return not path.is_dir()
 
 
 def find_audio_files(
@@ -526,17 +591,19 @@ def find_audio_files(
         NoAudioFilesError: the folder has no file with one of ``extensions``.
     """
     folder = Path(folder)
+    if not extensions or not all(extension.strip(".") for extension in extensions):
+        raise ParameterError(f"{folder}: no file extensions to look for ({', '.join(extensions) or 'none'})")
     if folder.is_file():
         raise NoAudioFilesError(f"{folder}: is a file, not a folder of audio files")
     if not folder.is_dir():
         raise AudioFileNotFoundError(f"{folder}: no such folder")
     wanted = {ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions}
     pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in wanted and _file_or_dead_link(p))
+    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in wanted and _not_a_folder(p))
     if not files:
         has_subfolders = not recursive and any(p.is_dir() for p in folder.iterdir())
         raise NoAudioFilesError(
             f"{folder}: no audio files ({', '.join(sorted(wanted))}) found"
-            + ("; its sub-folders are searched with --recursive (recursive=True)" if has_subfolders else "")
+            + ("; its sub-folders are searched only when recursion is asked for" if has_subfolders else "")
         )
     return files

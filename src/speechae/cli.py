@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -357,8 +358,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extract(args: argparse.Namespace) -> int:
     from speechae.audio import AUDIO_EXTENSIONS
-    from speechae.corpus import extract_corpus, shard_output
-    from speechae.errors import InputError, NoAudioFilesError
+    from speechae.corpus import extract_corpus, interrupted_text, shard_output
+    from speechae.errors import InputError
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
     from speechae.progress import Progress
@@ -373,12 +374,8 @@ def _extract(args: argparse.Namespace) -> int:
     items, input_failures = collect_items(
         args.inputs, recursive=args.recursive, extensions=extensions, root=args.root
     )
-    if not items:
-        raise NoAudioFilesError("; ".join(reason for _, reason in input_failures) or "no inputs")
     if args.strict and input_failures:
         raise InputError(input_failures[0][1])
-    for _, reason in input_failures:  # listed again with the failed files at the end
-        print(f"speechae: skipped input: {reason}", file=sys.stderr)
     extractor = Extractor(
         args.model,
         level=args.level,
@@ -396,15 +393,21 @@ def _extract(args: argparse.Namespace) -> int:
         "batch_windows": args.batch_windows,
         "failed_inputs": input_failures,
     }
-    if args.dask:
-        from speechae.cluster import dask_executor
+    try:
+        if args.dask:
+            from speechae.cluster import dask_executor
 
-        with dask_executor(args.dask) as executor:
-            summary = extract_corpus(
-                extractor, items, output, executor=executor, network_in_workers=True, **options
-            )
-    else:
-        summary = extract_corpus(extractor, items, output, **options)
+            with dask_executor(args.dask) as executor:
+                summary = extract_corpus(
+                    extractor, items, output, executor=executor, network_in_workers=True, **options
+                )
+        else:
+            summary = extract_corpus(extractor, items, output, **options)
+    except KeyboardInterrupt:
+        print(f"speechae: {interrupted_text(output)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if summary.failures:
+        print(summary.failures_text(), file=sys.stderr)
     print(summary.text())
     if args.report:
         from speechae.report import report_run
@@ -547,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("speechae: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         warnings.showwarning = previous
 

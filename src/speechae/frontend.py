@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from speechae.audio import check_sampling_rate
 from speechae.errors import (
     AudioTooShortError,
     NonFiniteAudioError,
@@ -346,38 +348,16 @@ def _samples_by_channels(signal: np.ndarray, name: str) -> np.ndarray:
     if signal.dtype.kind not in "iuf":  # complex values would lose their imaginary part
         raise ParameterError(f"{where}samples must be integers or floats, not {signal.dtype}")
     if signal.ndim not in (1, 2):
-        raise ParameterError(
-            f"{where}a signal is (samples,) or (samples, channels), not of shape {signal.shape}"
-        )
+        shape = "a single number" if signal.ndim == 0 else f"of shape {signal.shape}"
+        raise ParameterError(f"{where}a signal is (samples,) or (samples, channels), not {shape}")
+    if signal.ndim == 2 and signal.shape[1] == 0:
+        raise ParameterError(f"{where}a signal of shape {signal.shape} has no channels")
     if signal.ndim == 2 and signal.shape[1] > signal.shape[0]:
         raise ParameterError(
             f"{where}a signal of shape {signal.shape} would have more channels than samples; "
             "give it as (samples, channels), e.g. signal.T"
         )
     return signal
-
-
-def check_sampling_rate(sampling_rate: float, *, name: str = "") -> None:
-    """Refuse a sampling rate that is not a positive, finite number of Hz.
-
-    Example:
-        >>> check_sampling_rate(44100)
-        >>> check_sampling_rate(0, name="talk.wav")
-        Traceback (most recent call last):
-        speechae.errors.ParameterError: talk.wav: the sampling rate must be a positive number of Hz, not 0
-
-    Raises:
-        ParameterError: naming ``name`` and the rate.
-    """
-    try:
-        valid = not isinstance(sampling_rate, bool) and np.isfinite(sampling_rate) and sampling_rate > 0
-    except TypeError:
-        valid = False
-    if not valid:
-        where = f"{name}: " if name else ""
-        raise ParameterError(
-            f"{where}the sampling rate must be a positive number of Hz, not {sampling_rate!r}"
-        )
 
 
 def resamples_in_segments(
@@ -428,8 +408,10 @@ def _working_precision(samples: np.ndarray) -> np.ndarray:
 
 
 def _too_short(seconds: float, config: FrontEndConfig) -> AudioTooShortError:
-    need = config.window_seconds
-    return AudioTooShortError(f"the audio lasts {seconds:.3f} s, shorter than one {need} s window")
+    lasts = math.floor(seconds * 1e6) / 1e6  # never rounded up to the window's length
+    return AudioTooShortError(
+        f"the audio lasts {lasts:g} s, shorter than one {config.window_seconds:g} s window"
+    )
 
 
 def window_count(n_samples: int, *, config: FrontEndConfig = DEFAULT_FRONTEND) -> int:

@@ -3,7 +3,8 @@
 An input is one of
 - an audio file;
 - a folder (its audio files, sub-folders too with ``recursive``);
-- a list file (``.txt``, ``.lst``, ``.list``): one audio path per line, ``#`` starts a comment;
+- a list file (``.txt``, ``.lst``, ``.list``): one audio path per line; blank lines and lines
+  that begin with ``#`` are skipped (a ``#`` later in a line is part of the name);
 - a manifest (``.csv``, ``.tsv``, ``.parquet``) with a ``file`` column and optional ``start`` and
   ``end`` columns in seconds, to process segments.
 
@@ -14,6 +15,7 @@ else relative to the list file's folder. Every item has a ``key``: its path rela
 Example:
     >>> import tempfile
     >>> from pathlib import Path
+from typing import TYPE_CHECKING
     >>> folder = Path(tempfile.mkdtemp())
     >>> (folder / "a.wav").touch(); (folder / "b.flac").touch()
     >>> items, failures = collect_items([folder], root=folder)
@@ -28,10 +30,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files
 from speechae.errors import ParameterError, SpeechaeError
 from speechae.recordings import segment_span, with_segment
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "LIST_EXTENSIONS",
@@ -120,18 +126,29 @@ def _seconds(value: object, where: str) -> float | None:
         raise ParameterError(f"{where}: {value!r} is not a time in seconds") from None
 
 
-def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]:
+def _read_manifest(manifest: Path) -> pd.DataFrame:
+    """The manifest's table; a file pandas or pyarrow cannot parse is a ParameterError naming it."""
     import pandas as pd
 
-    if manifest.suffix.lower() == ".parquet":
-        table = pd.read_parquet(manifest)
-    else:
-        table = pd.read_csv(
+    try:
+        if manifest.suffix.lower() == ".parquet":
+            return pd.read_parquet(manifest)
+        return pd.read_csv(
             manifest,
             sep="\t" if manifest.suffix.lower() == ".tsv" else ",",
             dtype={"file": object},  # Python strings: surrogates stay as they are
+            encoding="utf-8-sig",  # a byte-order mark is not part of the first column's name
             encoding_errors="surrogateescape",  # file names need not be UTF-8
         )
+    except pd.errors.EmptyDataError:
+        raise ParameterError(f"{manifest}: the manifest is empty (it needs a 'file' column)") from None
+    except Exception as error:  # pandas, pyarrow and the C parser raise many kinds
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ParameterError(f"{manifest}: not a readable manifest ({reason})") from None
+
+
+def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]:
+    table = _read_manifest(manifest)
     if "file" not in table.columns:
         raise ParameterError(
             f"{manifest}: a manifest needs a 'file' column (found {', '.join(table.columns)})"
@@ -153,9 +170,9 @@ def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]
 
 def _list_items(listing: Path, base: Path, root: Path | None) -> list[Item]:
     items = []
-    for line in listing.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-        entry = line.split("#", 1)[0].strip()
-        if entry:
+    for line in listing.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):  # a '#' inside a name is part of it
             path = _resolve(entry, base)
             items.append(Item(_key(path, root), str(path)))
     return items
@@ -194,7 +211,11 @@ def collect_items(
                     raise ParameterError(f"{path}: no such list file or manifest")
                 base = root_path if root_path is not None else path.parent
                 reader = _manifest_items if suffix in MANIFEST_EXTENSIONS else _list_items
-                items.update(reader(path, base, root_path))
+                listed = reader(path, base, root_path)
+                if not listed:
+                    kind = "manifest" if suffix in MANIFEST_EXTENSIONS else "list file"
+                    raise ParameterError(f"{path}: the {kind} names no audio files")
+                items.update(listed)
             else:
                 items.add(Item(_key(path, root_path), str(path)))
         except SpeechaeError as error:

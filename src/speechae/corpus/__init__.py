@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from speechae.corpus.outputs import Extraction, extract_corpus
 from speechae.corpus.planning import BATCH_WINDOWS, LONG_FILE_WINDOWS, ItemResult, plan_batches
-from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
+from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record, interrupted_text
 from speechae.corpus.runner import ItemRun, run_items
 from speechae.corpus.shards import check_same_run, merge_shards, merge_sidecars, shard_output
 from speechae.corpus.workers import AUTO, Machine, choose_jobs
@@ -39,6 +39,7 @@ __all__ = [
     "choose_jobs",
     "extract_corpus",
     "file_record",
+    "interrupted_text",
     "merge_shards",
     "merge_sidecars",
     "plan_batches",

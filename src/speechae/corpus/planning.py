@@ -77,6 +77,8 @@ class Planned:
     def identify(self, settings: dict) -> None:
         """Hash the audio and derive the store key (when its batch comes up, not all up front)."""
         item = self.item
+        if self.error is not None:
+            return
         try:
             self.signature = _signature(item.path)  # before hashing, so that no change goes unseen
             self.audio_sha256 = file_sha256(item.path)

@@ -21,8 +21,9 @@ from speechae.corpus.sidecars import sidecar_path
 from speechae.errors import ParameterError
 from speechae.features import FileFeatures
 from speechae.progress import clock
+from speechae.store import store_path
 
-__all__ = ["RECORD_COLUMNS", "RunSummary", "file_record"]
+__all__ = ["RECORD_COLUMNS", "RunSummary", "file_record", "interrupted_text"]
 
 
 @dataclass
@@ -72,9 +73,8 @@ class RunSummary:
             listed = f" (listed in {sidecar_path(self.output, 'dropped')})" if self.output is not None else ""
             lines.append(f"windows dropped for Mel values <= 0: {dropped}{listed}")
         if self.failures:
-            listed = f" ({sidecar_path(self.output, 'errors')})" if self.output is not None else ""
-            lines.append(f"failed{listed}:")
-            lines += [f"  {failure.error}" for failure in self.failures]
+            listed = f", listed in {sidecar_path(self.output, 'errors')}" if self.output is not None else ""
+            lines.append(f"failed: {len(self.failures)}{listed}")
         if self.stopped_early:
             lines.append("stopped at the first failure (--strict); finished files are kept in the store")
             if self.earlier_output is not None:
@@ -85,6 +85,19 @@ class RunSummary:
             why = "no file succeeded" if self.failures else "no files to process"
             lines.append(f"output: {self.output} (no rows: {why})")
         return "\n".join(lines)
+
+    def failures_text(self) -> str:
+        """One line per failed item and why (empty when none failed), for the error stream."""
+        return "\n".join(f"failed: {failure.error}" for failure in self.failures)
+
+
+def interrupted_text(output: str | os.PathLike[str]) -> str:
+    """What an interrupted run leaves: whose output is at ``output``, and where its work is kept."""
+    output = Path(output)
+    kept = f"finished recordings are kept in {store_path(output)}, and the same command resumes from them"
+    if output.exists():
+        return f"interrupted: {output} is an earlier run's output, not this run's; {kept}"
+    return f"interrupted before writing {output}; {kept}"
 
 
 RECORD_COLUMNS = ("file", "status", "reason", "duration", "windows", "dropped", "dropped_at", "mean_error")
