@@ -63,6 +63,7 @@ SAME_DEFAULTS = {
         "format": ("extract_corpus", "fmt"),
         "batch_windows": ("extract_corpus", "batch_windows"),
         "strict": ("extract_corpus", "strict"),
+        "wait": ("extract_corpus", "wait"),
         "recursive": ("collect_items", "recursive"),
         "root": ("collect_items", "root"),
     },
@@ -418,3 +419,21 @@ def test_a_run_whose_only_input_gives_no_files_replaces_an_older_output_with_an_
     table = pd.read_csv(out)
     assert len(table) == 0 and table.columns[0] == "file" and len(table.columns) == 1 + 1536
     assert pd.read_csv(f"{out}.errors.csv")["reason"].tolist() == [reason]
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
+    audio = tmp_path / "a.wav"
+    shutil.copy(EXAMPLE, audio)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("file\na.wav\n")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    for inputs, output in [([audio], audio), ([manifest], manifest), ([audio], tmp_path / "r.csv")]:
+        report = ["--report", str(audio)] if output.name == "r.csv" else []
+        result = run("extract", *map(str, inputs), "-o", str(output), "--format", "csv", *report, "-q")
+        assert result.returncode == cli.EXIT_ERROR and "files:" not in result.stdout
+        written = audio if report else output
+        assert result.stderr.strip() == (
+            f"speechae: error: {written}: this run would write it, but it is also an input "
+            f"({inputs[0]}); choose another output path"
+        )
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before

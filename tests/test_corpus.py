@@ -632,3 +632,50 @@ def test_an_interrupted_run_says_whose_table_is_at_the_output_path(tmp_path):
     assert interrupted_text(out) == f"interrupted before writing {out}; {kept}"
     out.write_text("an older run's table\n")
     assert interrupted_text(out) == f"interrupted: {out} is an earlier run's output, not this run's; {kept}"
+
+
+def test_a_run_never_writes_one_of_its_inputs(tmp_path, cae):
+    from speechae.inputs import collect_items
+
+    audio = tmp_path / "a.wav"
+    shutil.copy(EXAMPLE, audio)
+    (tmp_path / "m.csv").write_text("file\na.wav\n")
+    (tmp_path / "linked.csv").symlink_to(tmp_path / "m.csv")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    for output, inputs in [
+        (audio, [audio]),  # the output is the audio
+        (tmp_path / "m.csv", [tmp_path / "m.csv"]),  # the output is the manifest
+        (tmp_path / "linked.csv", [tmp_path / "m.csv"]),  # through a link
+        (tmp_path / "a", [tmp_path / "a.errors.csv"]),  # a file beside the output
+    ]:
+        (tmp_path / "a.errors.csv").write_text("file\na.wav\n")
+        items, _ = collect_items(inputs, root=tmp_path)
+        with pytest.raises(ParameterError, match="this run would write it, but it is also an input"):
+            extract_corpus(cae, items, output, fmt="csv", inputs=inputs)
+        (tmp_path / "a.errors.csv").unlink()
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_second_run_on_the_same_output_stops_at_once_or_waits(tmp_path, cae):
+    import threading
+
+    from speechae.corpus import OutputLock
+    from speechae.errors import OutputInUseError
+    from speechae.inputs import Item
+
+    out = tmp_path / "o.csv"
+    items = [Item("example.wav", str(EXAMPLE))]
+    holder = f"another speechae run (process {os.getpid()} on "
+    with OutputLock(out):
+        with pytest.raises(OutputInUseError) as refused:
+            extract_corpus(cae, items, out)
+        assert str(refused.value).startswith(f"{out}: {holder}")
+        assert not out.exists()
+        done = []
+        waiting = threading.Thread(target=lambda: done.append(extract_corpus(cae, items, out, wait=True)))
+        waiting.start()
+        time.sleep(0.5)
+        assert not done  # still waiting for the lock
+    waiting.join(timeout=120)
+    assert done and done[0].output == out and len(pd.read_csv(out)) == len(cae.process_file(EXAMPLE))
+    assert not Path(f"{out}.lock").exists()

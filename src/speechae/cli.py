@@ -204,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     extract.add_argument("--strict", action="store_true", help="stop at the first file that fails")
     extract.add_argument(
+        "--wait",
+        action="store_true",
+        default=run["wait"],
+        help="when another run is writing the same output, wait for it to finish instead of stopping",
+    )
+    extract.add_argument(
         "--report",
         default=None,
         metavar="HTML",
@@ -358,7 +364,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _extract(args: argparse.Namespace) -> int:
     from speechae.audio import AUDIO_EXTENSIONS
-    from speechae.corpus import extract_corpus, interrupted_text, shard_output
+    from speechae.corpus import check_apart, extract_corpus, interrupted_text, shard_output, written_paths
     from speechae.errors import InputError
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
@@ -392,7 +398,11 @@ def _extract(args: argparse.Namespace) -> int:
         "progress": Progress(quiet=args.quiet),
         "batch_windows": args.batch_windows,
         "failed_inputs": input_failures,
+        "inputs": args.inputs,
+        "wait": args.wait,
     }
+    if args.report:  # never an input, nor a file the run writes
+        check_apart([args.report], [*(item.path for item in items), *args.inputs, *written_paths(output)])
     try:
         if args.dask:
             from speechae.cluster import dask_executor

@@ -94,6 +94,10 @@ class ExtractionError(SpeechaeError, RuntimeError):
     """An unexpected failure while processing one recording (a corpus run goes on)."""
 
 
+class OutputInUseError(SpeechaeError, RuntimeError):
+    """Another corpus run is writing the same output (it holds ``OUT.lock``)."""
+
+
 class FileChangedError(SpeechaeError, RuntimeError):
     """A recording changed on disk after it was hashed, so its features are not stored."""
 

@@ -8,6 +8,7 @@ named for what they own:
 - :mod:`~speechae.corpus.workers`: worker processes and the tasks they run;
 - :mod:`~speechae.corpus.runner`: :func:`run_items`, batches scheduled over an executor;
 - :mod:`~speechae.corpus.outputs`: :func:`extract_corpus`, the store, the table and its lists;
+- :mod:`~speechae.corpus.claims`: the files a run writes, kept apart from its inputs, and its lock;
 - :mod:`~speechae.corpus.records`: what a run did (:class:`RunSummary`, :func:`file_record`);
 - :mod:`~speechae.corpus.shards` and :mod:`~speechae.corpus.sidecars`: job arrays and merging.
 
@@ -18,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from speechae.corpus.claims import OutputLock, check_apart, written_paths
 from speechae.corpus.outputs import Extraction, extract_corpus
 from speechae.corpus.planning import BATCH_WINDOWS, LONG_FILE_WINDOWS, ItemResult, plan_batches
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record, interrupted_text
@@ -34,7 +36,9 @@ __all__ = [
     "ItemResult",
     "ItemRun",
     "Machine",
+    "OutputLock",
     "RunSummary",
+    "check_apart",
     "check_same_run",
     "choose_jobs",
     "extract_corpus",
@@ -45,4 +49,5 @@ __all__ = [
     "plan_batches",
     "run_items",
     "shard_output",
+    "written_paths",
 ]

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from speechae.corpus.claims import OutputLock, check_apart, written_paths
 from speechae.corpus.planning import BATCH_WINDOWS, ItemResult
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
 from speechae.corpus.runner import run_items
@@ -107,6 +108,8 @@ def extract_corpus(
     progress: Progress | None = None,
     batch_windows: int = BATCH_WINDOWS,
     failed_inputs: Sequence[tuple[str, str]] = (),
+    inputs: Sequence[str | os.PathLike[str]] = (),
+    wait: bool = False,
 ) -> RunSummary:
     """Extract features of ``items`` into ``output``, resumably; never stops on a bad file.
 
@@ -130,59 +133,70 @@ def extract_corpus(
         batch_windows: windows per network batch.
         failed_inputs: ``(input, reason)`` of inputs that gave no items (the failures of
             :func:`speechae.inputs.collect_items`): listed with the failed files.
+        inputs: the inputs the items came from (list files, manifests), which, like the items'
+            files, the run never writes.
+        wait: wait for another run writing ``output`` to finish instead of stopping.
+
+    Raises:
+        ParameterError: the output or a file beside it is one of the inputs.
+        OutputInUseError: another run is writing ``output`` (without ``wait``).
     """
     started = time.monotonic()
     output = Path(output)
     check_counts(batch_windows=batch_windows)
     check_output_path(output, fmt)
+    check_apart(written_paths(output), [*(item.path for item in items), *inputs])
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(item.kaldi_key)
-    layout = _Layout.of(extraction, items)
-    store = FeatureStore(store_path(output))
-    failures = [ItemResult(Item(printable(path), path), error=InputError(why)) for path, why in failed_inputs]
-    finished: list[ItemResult] = []
-    stopped = False
-    try:
-        run = run_items(
-            extraction.pipeline,
-            items,
-            jobs=jobs,
-            executor=executor,
-            network_in_workers=network_in_workers,
-            store=store,
-            shard=shard,
-            batch_windows=batch_windows,
-            progress=progress,
-        )
-        for result in run:
-            (finished if result.ok else failures).append(result)
-            if result.features is not None:  # the decoded length, not the header's estimate
-                result.seconds = result.features.duration
-            result.features = None  # the store holds them; keep memory flat
-            if strict and not result.ok:
-                stopped = True
-                break
-        records = _write_outputs(store, finished, failures, output, fmt, layout, write=not stopped)
-        if shard[1] > 1 and not stopped:
-            write_run_description(
-                output, run_description(extraction.pipeline, layout.level, items, shard, batch_windows)
+    with OutputLock(output, wait=wait):
+        layout = _Layout.of(extraction, items)
+        store = FeatureStore(store_path(output))
+        failures = [
+            ItemResult(Item(printable(path), path), error=InputError(why)) for path, why in failed_inputs
+        ]
+        finished: list[ItemResult] = []
+        stopped = False
+        try:
+            run = run_items(
+                extraction.pipeline,
+                items,
+                jobs=jobs,
+                executor=executor,
+                network_in_workers=network_in_workers,
+                store=store,
+                shard=shard,
+                batch_windows=batch_windows,
+                progress=progress,
             )
-    finally:
-        store.close()
-    return RunSummary(
-        output=None if stopped else output,
-        records=records,
-        failures=failures,
-        wall_seconds=time.monotonic() - started,
-        computed=sum(not r.reused for r in finished),
-        computed_seconds=sum(r.seconds for r in finished if not r.reused),
-        reused=sum(r.reused for r in finished),
-        stopped_early=stopped,
-        level=layout.level,
-        earlier_output=output if stopped and output.exists() else None,
-        workers=run.describe(executor),
-    )
+            for result in run:
+                (finished if result.ok else failures).append(result)
+                if result.features is not None:  # the decoded length, not the header's estimate
+                    result.seconds = result.features.duration
+                result.features = None  # the store holds them; keep memory flat
+                if strict and not result.ok:
+                    stopped = True
+                    break
+            records = _write_outputs(store, finished, failures, output, fmt, layout, write=not stopped)
+            if shard[1] > 1 and not stopped:
+                write_run_description(
+                    output, run_description(extraction.pipeline, layout.level, items, shard, batch_windows)
+                )
+        finally:
+            store.close()
+        return RunSummary(
+            output=None if stopped else output,
+            records=records,
+            failures=failures,
+            wall_seconds=time.monotonic() - started,
+            computed=sum(not r.reused for r in finished),
+            computed_seconds=sum(r.seconds for r in finished if not r.reused),
+            reused=sum(r.reused for r in finished),
+            stopped_early=stopped,
+            level=layout.level,
+            earlier_output=output if stopped and output.exists() else None,
+            workers=run.describe(executor),
+        )
 
 
 def _write_outputs(

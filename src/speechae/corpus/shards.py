@@ -32,6 +32,7 @@ __all__ = [
     "merge_shards",
     "merge_sidecars",
     "run_description",
+    "run_description_path",
     "shard_output",
     "write_run_description",
 ]
@@ -137,13 +138,14 @@ def run_description(
     }
 
 
-def _description_path(output: Path) -> Path:
+def run_description_path(output: Path) -> Path:
+    """``OUT.run.json`` beside the shard ``output``."""
     return output.with_name(f"{output.name}.run.json")
 
 
 def write_run_description(output: Path, description: dict) -> None:
     """Write ``description`` (:func:`run_description`) beside the shard ``output``."""
-    with atomic_path(_description_path(output)) as partial:
+    with atomic_path(run_description_path(output)) as partial:
         partial.write_text(json.dumps(description, indent=1, sort_keys=True) + "\n")
 
 
@@ -165,14 +167,14 @@ def check_same_run(shards: Sequence[str | os.PathLike[str]]) -> None:
         ParameterError: one shard has a description and another has not, or two differ in
             anything but the shard number.
     """
-    described = [(Path(shard), _description_path(Path(shard))) for shard in shards]
+    described = [(Path(shard), run_description_path(Path(shard))) for shard in shards]
     present = [(shard, path) for shard, path in described if path.exists()]
     if not present:
         return
     if len(present) < len(described):
         shard = next(shard for shard, path in described if not path.exists())
         raise ParameterError(
-            f"{shard}: has no run description ({_description_path(shard).name}) unlike the other "
+            f"{shard}: has no run description ({run_description_path(shard).name}) unlike the other "
             "shards; merge only the shards of one run"
         )
     (first, first_path), *rest = present
