@@ -288,3 +288,36 @@ def test_segmented_resampling_reaches_corpus_workers_the_command_line_and_the_st
         np.testing.assert_array_equal(on_the_command_line.loc[[str(path)]].to_numpy(), alone.to_numpy())
         resampled = "e.wav" not in str(path)  # the 16 kHz file is not resampled at all
         assert np.array_equal(alone.to_numpy(), exact.process_file(path).to_numpy()) != resampled
+
+
+def test_a_network_that_gives_non_finite_features_for_finite_audio_is_an_error(small_cae, speech_like):
+    from speechae.errors import NonFiniteFeaturesError
+
+    for parameter in small_cae.parameters():
+        if parameter.dim() > 1:
+            parameter.mul_(1e30)  # finite weights whose products overflow float32
+    with pytest.raises(NonFiniteFeaturesError, match=r"^talk\.wav: the model gave [0-9]+ non-finite "):
+        compute_features(speech_like, 16000, small_cae, name="talk.wav")
+
+
+@pytest.mark.weights
+def test_a_corpus_item_with_non_finite_features_fails_alone(tmp_path, recordings, monkeypatch):
+    from speechae import Extractor, pipeline
+    from speechae.corpus import batches, run_items
+    from speechae.errors import NonFiniteFeaturesError
+    from speechae.inputs import Item
+
+    extractor = Extractor("cae-256")
+    damaged = str(recordings[1])
+
+    def finite_except_one(features, name):
+        if name == damaged:
+            features.error[0, 0] = np.nan
+        return pipeline.check_finite(features, name)
+
+    monkeypatch.setattr(batches, "check_finite", finite_except_one)
+    items = [Item(str(path), str(path)) for path in recordings]
+    results = sorted(run_items(extractor.pipeline, items, batch_windows=10_000), key=lambda r: r.position)
+    assert [result.ok for result in results] == [path != recordings[1] for path in recordings]
+    assert isinstance(results[1].error, NonFiniteFeaturesError)
+    assert str(results[1].error).startswith(f"{damaged}: the model gave 1 non-finite reconstruction error")

@@ -179,3 +179,26 @@ def test_a_pickled_whole_model_is_refused_without_unsafe_advice(tmp_path):
     ) as caught:
         weights.load_model(path)
     assert "weights_only=False" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_with_values_that_are_not_finite_are_refused_when_loaded(tmp_path, bad):
+    state = ConvAutoencoder(bottleneck=16).state_dict()
+    state["decoder.bn1.weight"][3] = bad
+    path = tmp_path / "damaged.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsIntegrityError) as refused:
+        weights.load_model(path)
+    assert str(refused.value) == f"{path}: 1 of the 64 values of decoder.bn1.weight are not finite"
+
+
+def test_weights_that_do_not_fit_name_their_file_in_one_line(tmp_path):
+    state = ConvAutoencoder(bottleneck=16).state_dict()
+    state["decoder.bn1.bias"] = state["decoder.bn1.bias"][:-1].clone()
+    path = tmp_path / "cut.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsIntegrityError) as refused:
+        weights.load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: the CAE weights do not fit: size mismatch for decoder.bn1.bias")
+    assert "\n" not in message

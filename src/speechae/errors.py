@@ -98,6 +98,10 @@ class OutputInUseError(SpeechaeError, RuntimeError):
     """Another corpus run is writing the same output (it holds ``OUT.lock``)."""
 
 
+class NonFiniteFeaturesError(SpeechaeError, RuntimeError):
+    """The network gave NaN or infinite features for a finite recording."""
+
+
 class FileChangedError(SpeechaeError, RuntimeError):
     """A recording changed on disk after it was hashed, so its features are not stored."""
 

@@ -454,7 +454,9 @@ def build_autoencoder(state: Mapping[str, torch.Tensor]) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise WeightsIntegrityError(f"the {architecture.upper()} weights do not fit: {error}") from None
+        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]  # one per tensor
+        why = "; ".join(details) or str(error)
+        raise WeightsIntegrityError(f"the {architecture.upper()} weights do not fit: {why}") from None
     if architecture == "cae":
         model = model.to(memory_format=torch.channels_last)  # oneDNN's and cuDNN's fast layout
     return model.requires_grad_(False)

@@ -47,7 +47,7 @@ from speechae.engine import (
     memory_budget_for,
     run_autoencoder,
 )
-from speechae.errors import ParameterError, TemporaryStorageError, all_dropped
+from speechae.errors import NonFiniteFeaturesError, ParameterError, TemporaryStorageError, all_dropped
 from speechae.features import FileFeatures, dynamic_feature_names, static_feature_names
 from speechae.frontend import (
     ConditionedSignal,
@@ -71,6 +71,7 @@ __all__ = [
     "Pipeline",
     "PipelineSpec",
     "PreparedRecording",
+    "check_finite",
     "compute_features",
     "frontend_chunks",
     "prepare",
@@ -582,6 +583,22 @@ class Pipeline:
         )
 
 
+def check_finite(features: FileFeatures, name: str) -> FileFeatures:
+    """``features``, refused when the network gave NaN or infinite values for a finite recording.
+
+    Raises:
+        NonFiniteFeaturesError: naming ``name`` (damaged weights, or a model trained to diverge).
+    """
+    for what, values in (("bottleneck", features.bottleneck), ("reconstruction error", features.error)):
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
+            raise NonFiniteFeaturesError(
+                f"{name or 'the signal'}: the model gave {bad} non-finite {what} values for finite "
+                "audio; its weights are damaged or it does not suit these recordings"
+            )
+    return features
+
+
 def recording_features(
     recording: Recording,
     network: nn.Module,
@@ -622,7 +639,7 @@ def recording_features(
             )
         finally:
             prepared.close()
-    return features
+    return check_finite(features, recording.name)
 
 
 def compute_features(

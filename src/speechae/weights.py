@@ -459,10 +459,31 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 
 def _load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if path.suffix == ".safetensors":
-        return _read_safetensors(path)
-    data = path.read_bytes()
-    state = _state_dict_from_bytes(data, str(path))
-    return state, _metadata(state, _sha256(data), path.name)
+        state, metadata = _read_safetensors(path)
+    else:
+        data = path.read_bytes()
+        state = _state_dict_from_bytes(data, str(path))
+        metadata = _metadata(state, _sha256(data), path.name)
+    _check_finite(state, path)
+    return state, metadata
+
+
+def _check_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights with NaN or infinite values: every feature computed with them would be too."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise WeightsIntegrityError(
+                f"{path}: {bad} of the {tensor.numel()} values of {key} are not finite"
+            )
+
+
+def _network(state: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    """The autoencoder of ``state``; weights that do not fit it name their file."""
+    try:
+        return build_autoencoder(state)
+    except WeightsIntegrityError as error:
+        raise WeightsIntegrityError(f"{path}: {error}") from None
 
 
 def model_info(model: str | os.PathLike[str]) -> dict[str, str]:
@@ -508,7 +529,7 @@ def load_model(model: str | os.PathLike[str], *, device: str | torch.device = "c
         name=text if text in PRETRAINED else path.stem,
         architecture=metadata["architecture"],
         bottleneck=int(metadata["bottleneck"]),
-        network=build_autoencoder(state).to(device),
+        network=_network(state, path).to(device),
         weights_sha256=digest,
         metadata=metadata,
     )

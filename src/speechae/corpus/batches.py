@@ -16,7 +16,7 @@ from speechae.corpus.planning import ItemResult, Planned, describe
 from speechae.errors import SpeechaeError
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd
 from speechae.inputs import Item
-from speechae.pipeline import Pipeline, PreparedRecording, prepare
+from speechae.pipeline import Pipeline, PreparedRecording, check_finite, prepare
 from speechae.recordings import Recording, read_recording
 
 __all__ = ["Outcome", "compute_batch", "prepare_item", "read_item"]
@@ -76,9 +76,11 @@ def compute_batch(
         computed = pipeline.run(
             [prepared for _, prepared in ready], chunk_size=chunk_size, memory_budget=memory_budget
         )
-        results += [
-            entry.result(features=features) for (entry, _), features in zip(ready, computed, strict=True)
-        ]
+        for (entry, _), features in zip(ready, computed, strict=True):
+            try:
+                results.append(entry.result(features=check_finite(features, entry.item.path)))
+            except SpeechaeError as error:
+                results.append(entry.result(error=describe(entry.item, error)))
     return results
 
 
