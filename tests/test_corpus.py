@@ -679,3 +679,12 @@ def test_a_second_run_on_the_same_output_stops_at_once_or_waits(tmp_path, cae):
     waiting.join(timeout=120)
     assert done and done[0].output == out and len(pd.read_csv(out)) == len(cae.process_file(EXAMPLE))
     assert not Path(f"{out}.lock").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs the proc file system")
+def test_an_output_where_no_file_can_be_made_is_refused_in_one_sentence(cae):
+    from speechae.inputs import Item
+
+    with pytest.raises(ParameterError) as refused:
+        extract_corpus(cae, [Item("example.wav", str(EXAMPLE))], "/proc/features.csv")
+    assert str(refused.value).startswith("/proc/features.csv: its folder cannot take the run's files (")

@@ -360,3 +360,20 @@ def test_a_long_recording_is_read_into_memory_when_the_temporary_folder_has_no_r
     assert len(spools) == 1  # no second spool was made
     np.testing.assert_array_equal(in_memory.bottleneck, spooled.bottleneck)
     np.testing.assert_array_equal(in_memory.error, spooled.error)
+
+
+@pytest.mark.weights
+def test_file_names_that_are_not_utf8_are_written_as_the_command_line_writes_them(tmp_path):
+    import os
+
+    name = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.wav")
+    shutil.copy(EXAMPLE, name)
+    extractor = Extractor("cae-256")
+    expected = f"{tmp_path}/caf\\xe9.wav"
+    for table in (
+        extractor.process_file(name),
+        extractor.process_files([name]),
+        extractor.process_folder(tmp_path),
+    ):
+        assert table.index.get_level_values("file").tolist() == [expected]
+        assert list(table.attrs["dropped_windows"]) == [expected]

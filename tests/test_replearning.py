@@ -105,3 +105,20 @@ def test_plots_are_written_and_features_still_returned(tmp_path, reference):
     features = replearning.extract_features_file(EXAMPLE, static=True, plots=True, fmt="npy")
     np.testing.assert_allclose(features[0], reference["static"], rtol=1e-4, atol=1e-4)
     assert (tmp_path / f"{EXAMPLE.name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.weights
+def test_folders_with_names_that_kaldi_or_utf8_cannot_take_are_handled_before_any_work(tmp_path):
+    import os
+
+    from speechae import RepLearning
+    from speechae.errors import ParameterError
+
+    shutil.copy(EXAMPLE, os.fsdecode(bytes(tmp_path) + b"/caf\xe9.wav"))
+    replearning = RepLearning("CAE")
+    table = replearning.extract_features_path(tmp_path, static=True, fmt="csv")
+    assert table["id"].tolist() == ["caf\\xe9.wav"]
+    shutil.copy(EXAMPLE, tmp_path / "take 1.wav")
+    with pytest.raises(ParameterError, match=r"^take 1\.wav: Kaldi keys cannot contain white space"):
+        replearning.extract_features_path(tmp_path, static=False, fmt="kaldi", kaldi_file=str(tmp_path / "k"))
+    assert not list(tmp_path.glob("k.*"))

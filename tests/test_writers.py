@@ -141,3 +141,12 @@ def test_merge_refuses_missing_repeated_foreign_and_incomplete_shards(tmp_path):
     with pytest.raises(ParameterError, match="holds other features"):
         merge_shards([first, shard(1, 2, level="static", files=("b.wav",))], tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_folder_as_output_is_called_a_folder_whatever_its_name(tmp_path):
+    from speechae.errors import ParameterError
+    from speechae.writers import check_output_path
+
+    (tmp_path / "features").mkdir()
+    with pytest.raises(ParameterError, match="features: is a folder; give the path of the file to write"):
+        check_output_path(tmp_path / "features")

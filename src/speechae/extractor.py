@@ -29,7 +29,7 @@ from speechae.engine import DEFAULT_CHUNK
 from speechae.errors import DroppedWindowsWarning, NoAudioFilesError, ParameterError, SingleWindowWarning
 from speechae.features import FileFeatures
 from speechae.frontend import LogMelFrontEnd
-from speechae.inputs import Item
+from speechae.inputs import Item, printable
 from speechae.pipeline import (
     DEFAULT_DEVICE,
     DEFAULT_MODEL,
@@ -262,7 +262,7 @@ class Extractor:
             starts = np.concatenate([features.starts for _, features in results])
             ends = starts + self.frontend.config.window_seconds
         index = pd.MultiIndex.from_arrays(
-            [pd.Index(files, dtype="string"), _seconds(starts), _seconds(ends)],
+            [pd.Index(map(printable, files), dtype="string"), _seconds(starts), _seconds(ends)],
             names=["file", "start", "end"],
         )
         table = pd.DataFrame(values, index=index, columns=self.column_names)
@@ -270,6 +270,6 @@ class Extractor:
             model=self.model.name,
             weights_sha256=self.model.weights_sha256,
             level=self.level,
-            dropped_windows={file: features.dropped.tolist() for file, features in results},
+            dropped_windows={printable(file): features.dropped.tolist() for file, features in results},
         )
         return table

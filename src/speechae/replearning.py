@@ -26,6 +26,8 @@ from speechae.audio import find_audio_files
 from speechae.errors import ParameterError
 from speechae.extractor import Extractor, static_of
 from speechae.features import FileFeatures, dynamic_feature_names, static_feature_names
+from speechae.inputs import printable
+from speechae.writers import check_kaldi_key
 
 __all__ = ["FORMATS", "RepLearning"]
 
@@ -114,10 +116,14 @@ class RepLearning:
         """
         _check(static, fmt, kaldi_file)
         files = find_audio_files(path_audio)
+        names = [printable(file.name) for file in files]
+        if fmt == "kaldi":  # before any work
+            for name in names:
+                check_kaldi_key(name)
         matrices = {}
-        for file in files:
+        for file, name in zip(files, names, strict=True):
             features = self._features(file, plots)
-            matrices[file.name] = _matrix(features, os.fspath(file), static)
+            matrices[name] = _matrix(features, os.fspath(file), static)
         if fmt == "kaldi":
             _write_kaldi(matrices, kaldi_file)
             return None

@@ -125,6 +125,8 @@ def check_output_path(path: str | os.PathLike[str], fmt: str | None = None) -> N
         ParameterError: an unknown format, or :func:`speechae.atomic.check_target`'s reasons
             for the output (both files of a Kaldi pair).
     """
+    if Path(path).is_dir():  # said before its format, which a folder's name does not give
+        check_target(path)
     for target in kaldi_paths(path) if format_of(path, fmt) == "kaldi" else (Path(path),):
         check_target(target)
 

@@ -97,7 +97,12 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         while self.handle is None:
-            handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise ParameterError(
+                    f"{self.output}: its folder cannot take the run's files ({error.strerror or error})"
+                ) from None
             try:
                 if not _lock(handle, block=False):
                     if not self.wait:
