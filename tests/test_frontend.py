@@ -253,3 +253,12 @@ def test_a_recording_just_short_of_one_window_says_so_without_rounding_up():
         AudioTooShortError, match=r"^the audio lasts 0\.499937 s, shorter than one 0\.5 s window$"
     ):
         condition_signal(np.random.default_rng(0).standard_normal(7999), 16000)
+
+
+def test_finite_samples_too_large_for_float32_sums_are_refused_for_what_they_are():
+    huge = np.full(32000, np.finfo(np.float32).max, np.float32)
+    huge[::2] *= -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings stay inside
+        with pytest.raises(NonFiniteAudioError, match="too large for float32 arithmetic"):
+            condition_signal(huge, 16000)

@@ -221,17 +221,28 @@ def condition_signal(
             samples = fft_resample(samples, target)
     if len(samples) < config.window_length:
         raise _too_short(len(samples) / config.sampling_rate, config)
-    mean = _blockwise_mean(samples) if long else samples.mean()
-    # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
-    if spooled or not np.may_share_memory(samples, signal):
-        samples -= mean
-    else:
-        samples = samples - mean
-    peak = max(samples.max(), -samples.min())
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+        mean = _blockwise_mean(samples) if long else samples.mean()
+        # in place where the array is already a copy: an hour at 16 kHz is 460 MB per float64 array
+        if spooled or not np.may_share_memory(samples, signal):
+            samples -= mean
+        else:
+            samples = samples - mean
+        peak = max(samples.max(), -samples.min())
+    samples /= _usable_peak(peak, samples.dtype)
+    return samples
+
+
+def _usable_peak(peak: np.floating, dtype: np.dtype) -> np.floating:
+    """The peak that normalises a centred signal; an overflow or a silent signal is refused."""
+    if not np.isfinite(peak):  # finite samples near float32's limit overflow its sums
+        raise NonFiniteAudioError(
+            f"the samples are too large for {dtype} arithmetic (their mean or resampling "
+            "overflows); scale the recording to the usual range of -1 to 1"
+        )
     if peak == 0:
         raise _silent()
-    samples /= peak
-    return samples
+    return peak
 
 
 def _silent() -> SilentAudioError:
@@ -319,9 +330,8 @@ def _spooled_conditioned(
             total += block.sum(dtype=np.float64)
             high, low = max(high, block.max()), min(low, block.min())
         mean = dtype.type(total / target)
-        peak = max(dtype.type(high - mean), -dtype.type(low - mean))
-        if peak == 0:
-            raise _silent()
+        with np.errstate(over="ignore"):
+            peak = _usable_peak(max(dtype.type(high - mean), -dtype.type(low - mean)), dtype)
     except TemporaryStorageError:
         stored.close()
         return None
