@@ -4,13 +4,14 @@ import errno
 import os
 import shutil
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import EXAMPLE
+from conftest import CORPUS, EXAMPLE, needs_shared
 from speechae.audio import (
     SampleSpool,
     audio_duration,
@@ -23,6 +24,7 @@ from speechae.audio import (
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
+    DecoderWarning,
     EmptyAudioError,
     NoAudioFilesError,
     ParameterError,
@@ -367,3 +369,51 @@ def test_an_end_past_any_recording_is_its_end_and_a_start_past_it_is_named():
 def test_no_extensions_to_look_for_is_said_plainly(tmp_path):
     with pytest.raises(ParameterError, match="no file extensions to look for"):
         find_audio_files(tmp_path, extensions=("", ""))
+
+
+def cut(source, target, fraction: float = 1 / 3):
+    data = open(source, "rb").read()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+@pytest.mark.parametrize(
+    ("suffix", "message"),
+    [
+        (".mp3", "truncated or corrupt: [0-9]+ of the 160000 frames its header records decode"),
+        (".ogg", "truncated: the Ogg stream stops before its end-of-stream page"),
+        (".flac", "lost sync|truncated"),
+    ],
+)
+def test_a_file_cut_short_is_refused_where_its_container_records_its_length(tmp_path, suffix, message):
+    samples = np.random.default_rng(0).standard_normal(160000) * 0.1
+    whole = tmp_path / f"whole{suffix}"
+    sf.write(whole, samples, 16000)
+    assert len(read_audio(whole)[0]) >= 159000
+    with pytest.raises(AudioDecodeError, match=message):
+        read_audio(cut(whole, tmp_path / f"cut{suffix}", fraction=2 / 3))
+
+
+def test_mp3_decoder_messages_are_kept_off_the_terminal(tmp_path, capfd):
+    samples = np.sin(np.arange(48000) / 9.0) * 0.3
+    sf.write(tmp_path / "whole.mp3", samples, 16000)
+    data = (tmp_path / "whole.mp3").read_bytes()
+    (tmp_path / "tail.mp3").write_bytes(data + b"\x32\x33\x2c\x32" * 100)  # stray bytes after the audio
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(
+            read_audio(tmp_path / "tail.mp3")[0], read_audio(tmp_path / "whole.mp3")[0]
+        )
+    assert capfd.readouterr().err == ""  # libmpg123's seeking advice among them
+
+
+@needs_shared
+def test_an_mp3_that_ends_inside_a_frame_is_one_warning_of_ours_naming_the_file(capfd):
+    path = CORPUS / "librivox_pie_and_patty_pan_48k_stereo.mp3"
+    with pytest.warns(DecoderWarning) as warned:
+        read_audio(path)
+    assert [str(w.message) for w in warned] == [
+        f"{path}: the MP3 stream ends inside a frame after byte 397440 (is the file cut short?); "
+        "the frames before it were read"
+    ]
+    assert capfd.readouterr().err == ""

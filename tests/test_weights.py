@@ -202,3 +202,24 @@ def test_weights_that_do_not_fit_name_their_file_in_one_line(tmp_path):
     message = str(refused.value)
     assert message.startswith(f"{path}: the CAE weights do not fit: size mismatch for decoder.bn1.bias")
     assert "\n" not in message
+
+
+def test_weights_pickled_with_a_newer_protocol_load_without_torchs_note(tmp_path, monkeypatch):
+    import warnings
+
+    path = tmp_path / "small.pt"
+    torch.save(ConvAutoencoder(bottleneck=16).state_dict(), path)
+    load = torch.load
+
+    def load_as_for_disvoices_files(*args, **kwargs):  # their pickles are of protocol 4
+        warnings.warn(
+            "Detected pickle protocol 4 in the checkpoint, which was not the default",
+            UserWarning,
+            stacklevel=2,
+        )
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load_as_for_disvoices_files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert weights.load_model(path).bottleneck == 16

@@ -19,10 +19,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import shutil
 import stat
+import sys
 import tempfile
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,6 +37,7 @@ import soundfile as sf
 from speechae.errors import (
     AudioDecodeError,
     AudioFileNotFoundError,
+    DecoderWarning,
     EmptyAudioError,
     NoAudioFilesError,
     ParameterError,
@@ -66,6 +72,48 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
     ".caf",
     ".w64",
 )
+
+
+#: What libmpg123 prints on the error stream, libsndfile offering no way to quiet it: notes on
+#: data it skips (which become one DecoderWarning of ours), and seeking advice that is not ours.
+_MPEG_DAMAGE = re.compile(r"^Note: Illegal Audio-MPEG-Header 0x[0-9a-f]+ at offset (\d+)")
+_MPEG_NOISE = re.compile(r"^(Note|Warning|\[[^]]*\] (warning|error)): ")
+_ERROR_STREAM = threading.Lock()
+
+
+@contextmanager
+def _decoder_messages(path: Path, *, warn: bool) -> Iterator[None]:
+    """Keep the MP3 decoder's messages about ``path`` off the terminal.
+
+    The process's error stream goes to a temporary file while the decoder runs (one decoder at a
+    time); what others wrote meanwhile is written on afterwards. With ``warn``, skipped data
+    becomes one :class:`~speechae.errors.DecoderWarning` naming the file.
+    """
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    with _ERROR_STREAM, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines()
+    others = [line for line in lines if not _MPEG_NOISE.match(line)]
+    if others:
+        print("\n".join(others), file=sys.stderr)
+    skipped = [int(match.group(1)) for line in lines if (match := _MPEG_DAMAGE.match(line))]
+    if warn and skipped:
+        if any(line.startswith("Note: Hit end of (available) data") for line in lines):
+            what = f"the MP3 stream ends inside a frame after byte {skipped[-1]} (is the file cut short?)"
+        else:
+            what = f"the MP3 decoder skipped data that is not audio from byte {skipped[0]} on"
+        warnings.warn(DecoderWarning(f"{path}: {what}; the frames before it were read"), stacklevel=3)
 
 
 def _soundfile_name(path: Path) -> str | bytes:
@@ -135,7 +183,8 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
     if _regular_file(path).st_size == 0:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        info = sf.info(_soundfile_name(path))
+        with _decoder_messages(path, warn=False):
+            info = sf.info(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError):
         raise AudioDecodeError(
             f"{path}: not a readable audio file (unsupported format or corrupt data)"
@@ -164,15 +213,21 @@ def _declared_wav_bytes(path: Path) -> tuple[int, int] | None:
 
 
 def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool) -> None:
-    """Refuse a file whose audio data ends before its header says it does.
+    """Refuse a file whose audio data ends before its container says it does.
 
-    Only headers that count frames exactly are trusted (FLAC, WAV); MP3 and Vorbis headers give
-    estimates.
+    Checked: a FLAC header's frame count, an MP3's Xing/Info frame count (LAME and FFmpeg write
+    one; without it the length is an estimate), an Ogg stream's end-of-stream page, and a WAV
+    header's data size. A file of another format, or an MP3 without that frame, cut exactly at
+    a frame boundary cannot be told from a shorter recording.
     """
-    if whole and info.format == "FLAC" and frames_read < info.frames:
+    counted = info.format == "FLAC" or (info.format == "MP3" and _mp3_counts_frames(path))
+    if whole and counted and frames_read < info.frames:
         raise AudioDecodeError(
-            f"{path}: truncated or corrupt: {frames_read} of the {info.frames} frames in the header decode"
+            f"{path}: truncated or corrupt: {frames_read} of the {info.frames} frames its header "
+            "records decode"
         )
+    if info.format == "OGG" and not _ogg_stream_ends(path):
+        raise AudioDecodeError(f"{path}: truncated: the Ogg stream stops before its end-of-stream page")
     declared = _declared_wav_bytes(path) if info.format in ("WAV", "WAVEX") else None
     if declared is not None:
         offset, size = declared
@@ -181,6 +236,39 @@ def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int, whole
             raise AudioDecodeError(
                 f"{path}: truncated: the header announces {size} bytes of audio, the file holds {available}"
             )
+
+
+def _mp3_counts_frames(path: Path) -> bool:
+    """Whether the MP3's first frame is a Xing/Info frame that records the number of frames."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+        if head[:3] == b"ID3":  # skip an ID3v2 tag: 10 bytes, a syncsafe size, a footer if flagged
+            size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+            handle.seek(10 + size + (10 if head[5] & 0x10 else 0))
+            head = handle.read(1 << 16)
+    sync = next((i for i in range(len(head) - 3) if head[i] == 0xFF and head[i + 1] & 0xE0 == 0xE0), None)
+    if sync is None:
+        return False
+    mpeg1, mono = (head[sync + 1] >> 3) & 3 == 3, (head[sync + 3] >> 6) & 3 == 3
+    side_information = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
+    tag = sync + 4 + side_information
+    flags = int.from_bytes(head[tag + 4 : tag + 8], "big")
+    return head[tag : tag + 4] in (b"Xing", b"Info") and bool(flags & 1)
+
+
+def _ogg_stream_ends(path: Path) -> bool:
+    """Whether the file's last Ogg page is complete and marks the end of its stream."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 70_000))  # a page is at most 65,307 bytes
+        tail = handle.read()
+    page = tail.rfind(b"OggS")
+    if page < 0 or len(tail) < page + 27:
+        return False
+    segments = tail[page + 26]
+    table = tail[page + 27 : page + 27 + segments]
+    complete = len(table) == segments and page + 27 + segments + sum(table) <= len(tail)
+    return complete and bool(tail[page + 5] & 0x04)
 
 
 def _reference_dtype(info: sf._SoundFileInfo, native: bool) -> str:
@@ -228,13 +316,14 @@ def read_audio(
     info = _open_info(path)
     first, last = _frame_range(path, info, start, end)
     try:
-        samples, rate = sf.read(
-            _soundfile_name(path),
-            start=first,
-            stop=last,
-            dtype=_reference_dtype(info, native),
-            always_2d=False,
-        )
+        with _decoder_messages(path, warn=True):
+            samples, rate = sf.read(
+                _soundfile_name(path),
+                start=first,
+                stop=last,
+                dtype=_reference_dtype(info, native),
+                always_2d=False,
+            )
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
     _check_decoded(path, info, samples.shape[0], whole=start is None and end is None)
@@ -468,7 +557,7 @@ def spool_audio(
     handle = _temporary_file(path, max(expected_frames, 0) * info.channels * dtype.itemsize)
     frames = 0
     try:
-        with _ContinuousReader(_soundfile_name(path)) as source:
+        with _decoder_messages(path, warn=True), _ContinuousReader(_soundfile_name(path)) as source:
             source.seek(first)  # even to 0, as one whole read does
             while last is None or first + frames < last:
                 wanted = block_frames if last is None else min(block_frames, last - first - frames)

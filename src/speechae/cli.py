@@ -12,7 +12,9 @@ import argparse
 import gc
 import inspect
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -538,10 +540,6 @@ def _models_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"speechae: warning: {message}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -550,9 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     args = _parser().parse_args(argv)
-    from speechae.errors import SpeechaeError
+    from speechae.errors import SpeechaeError, print_warning
 
-    previous, warnings.showwarning = warnings.showwarning, _show_warning
+    previous, warnings.showwarning = warnings.showwarning, print_warning
+    terminate = signal.signal(signal.SIGTERM, _stop) if _main_thread() else None
     try:
         return args.handler(args)
     except SpeechaeError as error:
@@ -563,6 +562,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         warnings.showwarning = previous
+        if terminate is not None:
+            signal.signal(signal.SIGTERM, terminate)
+
+
+def _stop(number: int, frame: object) -> NoReturn:
+    """SIGTERM (a job scheduler's stop) ends a run as Ctrl-C does: its workers and files closed."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def entry_point() -> NoReturn:

@@ -10,6 +10,8 @@ Every exception derives from :class:`SpeechaeError` and also from the builtin th
 
 from __future__ import annotations
 
+import sys
+
 
 class SpeechaeError(Exception):
     """Base class of every error raised by speechae."""
@@ -155,6 +157,17 @@ def naming(error: BaseException, name: str, *, named_as: str | None = None) -> S
     return type(error)(f"{name}: {message}")
 
 
+def print_warning(
+    message: Warning | str, category: type, filename: str, lineno: int, file=None, line=None
+) -> None:
+    """A :func:`warnings.showwarning` that prints one line of ours: ``speechae: warning: ...``.
+
+    The command line and corpus workers use it: their warnings name the file they are about,
+    not the line of code that raised them.
+    """
+    print(f"speechae: warning: {message}", file=file or sys.stderr)
+
+
 class SpeechaeWarning(UserWarning):
     """Base class of every warning emitted by speechae."""
 
@@ -173,6 +186,10 @@ class SingleWindowWarning(SpeechaeWarning):
 
 class SegmentedResamplingWarning(SpeechaeWarning):
     """A long recording was resampled in overlapping segments instead of with one FFT."""
+
+
+class DecoderWarning(SpeechaeWarning):
+    """The decoder skipped data of a file that is not audio (damage, or a stray tag); the rest was read."""
 
 
 class DamagedStoreWarning(SpeechaeWarning):

