@@ -437,3 +437,18 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
             f"({inputs[0]}); choose another output path"
         )
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_the_readme_lists_every_error_and_warning_class():
+    import inspect
+
+    from conftest import REPO
+    from speechae import errors
+
+    readme = (REPO / "README.md").read_text()
+    named = [
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, (errors.SpeechaeError, errors.SpeechaeWarning))
+    ]
+    assert len(named) > 25 and [name for name in named if f"`{name}`" not in readme] == []

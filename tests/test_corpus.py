@@ -688,3 +688,23 @@ def test_an_output_where_no_file_can_be_made_is_refused_in_one_sentence(cae):
     with pytest.raises(ParameterError) as refused:
         extract_corpus(cae, [Item("example.wav", str(EXAMPLE))], "/proc/features.csv")
     assert str(refused.value).startswith("/proc/features.csv: its folder cannot take the run's files (")
+
+
+def test_torch_threads_follow_the_request_then_omp_num_threads_then_the_cores_allowed(monkeypatch):
+    import torch
+
+    from speechae.corpus import Machine, use_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert use_threads(machine=Machine(3)) == 3 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert use_threads(machine=Machine(3)) == 2 == torch.get_num_threads()
+        assert use_threads(1, machine=Machine(3)) == 1 == torch.get_num_threads()
+        monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+        assert use_threads(machine=Machine(3)) == 3
+        with pytest.raises(ParameterError, match="threads must be a whole number of at least 1, not 0"):
+            use_threads(0)
+    finally:
+        torch.set_num_threads(before)

@@ -321,3 +321,10 @@ def test_a_corpus_item_with_non_finite_features_fails_alone(tmp_path, recordings
     assert [result.ok for result in results] == [path != recordings[1] for path in recordings]
     assert isinstance(results[1].error, NonFiniteFeaturesError)
     assert str(results[1].error).startswith(f"{damaged}: the model gave 1 non-finite reconstruction error")
+
+
+def test_zeros_with_a_click_every_second_drop_every_window_despite_their_non_zero_mean(small_cae):
+    clicks = np.zeros(48000)
+    clicks[::16000] = 1.0  # the mean is not zero, so the silence becomes a small constant
+    with pytest.raises(NoUsableWindowsError, match="all 11 windows have Mel values <= 0"):
+        compute_features(clicks, 16000, small_cae)

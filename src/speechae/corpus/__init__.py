@@ -25,7 +25,7 @@ from speechae.corpus.planning import BATCH_WINDOWS, LONG_FILE_WINDOWS, ItemResul
 from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record, interrupted_text
 from speechae.corpus.runner import ItemRun, run_items
 from speechae.corpus.shards import check_same_run, merge_shards, merge_sidecars, shard_output
-from speechae.corpus.workers import AUTO, Machine, choose_jobs
+from speechae.corpus.workers import AUTO, Machine, choose_jobs, use_threads
 
 __all__ = [
     "AUTO",
@@ -49,5 +49,6 @@ __all__ = [
     "plan_batches",
     "run_items",
     "shard_output",
+    "use_threads",
     "written_paths",
 ]

@@ -24,7 +24,7 @@ import torch
 
 from speechae.corpus.batches import compute_batch, read_item
 from speechae.corpus.planning import ItemResult, Planned
-from speechae.errors import print_warning
+from speechae.errors import check_counts, print_warning
 from speechae.pipeline import PipelineSpec
 
 __all__ = ["AUTO", "InlineExecutor", "Machine", "choose_jobs", "compute_batch_task", "init_worker", "pool"]
@@ -63,6 +63,36 @@ def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
     except (OSError, ValueError):
         return 0
     return 0 if limit == "max" else max(1, int(limit) // int(period))
+
+
+def use_threads(threads: int | None = None, *, machine: Machine | None = None) -> int:
+    """Set this process's torch threads; returns how many.
+
+    ``threads`` when given, else ``OMP_NUM_THREADS`` when set, else the cores :meth:`Machine.this`
+    may use: torch otherwise starts a thread per core of the whole machine, whatever the CPU
+    affinity or quota (SLURM, containers) allows, and more threads than cores spin against each
+    other.
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> use_threads(1), torch.get_num_threads()
+        (1, 1)
+        >>> _ = use_threads(before)
+
+    Raises:
+        ParameterError: ``threads`` below 1.
+    """
+    if threads is None:
+        threads = _omp_threads() or (machine or Machine.this()).cores
+    check_counts(threads=threads)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _omp_threads() -> int:
+    """``OMP_NUM_THREADS`` as a number of threads, or 0 when it is unset or not a number."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 0
 
 
 def choose_jobs(seconds: Sequence[float], *, device: torch.device, machine: Machine | None = None) -> int:
