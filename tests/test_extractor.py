@@ -193,7 +193,7 @@ BAD_INPUTS = {
     "short": (
         lambda d: write_audio(d / "short.wav", np.ones(7000) * 0.1),
         AudioTooShortError,
-        "lasts 0.438 s",
+        "lasts 0.4375 s",
     ),
     "silent": (lambda d: write_audio(d / "silent.wav", np.zeros(16000)), SilentAudioError, "silent"),
     "nan": (

@@ -122,3 +122,16 @@ def test_folders_with_names_that_kaldi_or_utf8_cannot_take_are_handled_before_an
     with pytest.raises(ParameterError, match=r"^take 1\.wav: Kaldi keys cannot contain white space"):
         replearning.extract_features_path(tmp_path, static=False, fmt="kaldi", kaldi_file=str(tmp_path / "k"))
     assert not list(tmp_path.glob("k.*"))
+
+
+@pytest.mark.weights
+def test_warnings_point_at_the_callers_line_not_at_speechae(tmp_path):
+    import soundfile as sf
+
+    from speechae import RepLearning
+    from speechae.errors import SingleWindowWarning
+
+    sf.write(tmp_path / "one.wav", np.sin(np.arange(9000) / 7.0) * 0.3, 16000)
+    with pytest.warns(SingleWindowWarning) as warned:
+        RepLearning("CAE").extract_features_file(str(tmp_path / "one.wav"), static=True)
+    assert [w.filename for w in warned] == [__file__]

@@ -25,7 +25,6 @@ import stat
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +112,7 @@ def _decoder_messages(path: Path, *, warn: bool) -> Iterator[None]:
             what = f"the MP3 stream ends inside a frame after byte {skipped[-1]} (is the file cut short?)"
         else:
             what = f"the MP3 decoder skipped data that is not audio from byte {skipped[0]} on"
-        warnings.warn(DecoderWarning(f"{path}: {what}; the frames before it were read"), stacklevel=3)
+        warn(DecoderWarning(f"{path}: {what}; the frames before it were read"))
 
 
 def _soundfile_name(path: Path) -> str | bytes:

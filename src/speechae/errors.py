@@ -10,7 +10,9 @@ Every exception derives from :class:`SpeechaeError` and also from the builtin th
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 
 
 class SpeechaeError(Exception):
@@ -166,6 +168,15 @@ def print_warning(
     not the line of code that raised them.
     """
     print(f"speechae: warning: {message}", file=file or sys.stderr)
+
+
+def warn(warning: Warning) -> None:
+    """Emit ``warning`` as raised by the first caller outside speechae (the user's own line)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 2  # level 1 is this function
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(warning, stacklevel=level)
 
 
 class SpeechaeWarning(UserWarning):

@@ -26,7 +26,13 @@ import torch
 from speechae.audio import AUDIO_EXTENSIONS, find_audio_files
 from speechae.corpus import run_items
 from speechae.engine import DEFAULT_CHUNK
-from speechae.errors import DroppedWindowsWarning, NoAudioFilesError, ParameterError, SingleWindowWarning
+from speechae.errors import (
+    DroppedWindowsWarning,
+    NoAudioFilesError,
+    ParameterError,
+    SingleWindowWarning,
+    warn,
+)
 from speechae.features import FileFeatures
 from speechae.frontend import LogMelFrontEnd
 from speechae.inputs import Item, printable
@@ -52,23 +58,21 @@ def _warn_dropped(features: FileFeatures, name: str) -> None:
     if len(features.dropped):
         total = len(features.starts) + len(features.dropped)
         times = ", ".join(f"{t:g}" for t in features.dropped)
-        warnings.warn(
+        warn(
             DroppedWindowsWarning(
                 f"{name or 'the signal'}: {len(features.dropped)} of {total} windows dropped because "
                 f"their Mel spectrogram has values <= 0 (digital silence); they start at {times} s"
-            ),
-            stacklevel=4,
+            )
         )
 
 
 def static_of(features: FileFeatures, name: str) -> np.ndarray:
     """Static features of ``features``, warning once when one window makes them partly NaN."""
     if len(features.starts) == 1:
-        warnings.warn(
+        warn(
             SingleWindowWarning(
                 f"{name or 'the signal'}: only one 500 ms window, so skewness and kurtosis are NaN"
-            ),
-            stacklevel=3,
+            )
         )
     return features.static
 

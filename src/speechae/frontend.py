@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
@@ -37,6 +36,7 @@ from speechae.errors import (
     SegmentedResamplingWarning,
     SilentAudioError,
     TemporaryStorageError,
+    warn,
 )
 from speechae.resampling import (
     RESAMPLING,
@@ -197,13 +197,13 @@ def condition_signal(
     long = spools_conditioned(len(signal), sampling_rate, config=config)
     segmented = resamples_in_segments(len(signal), sampling_rate, config=config, resampling=resampling)
     if segmented and long:
-        warnings.warn(
-            f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
-            f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
-            "one FFT of the whole signal as DisVoice does; Mel bands that hold only rounding noise "
-            "or ringing (near-silence, the empty upper bands of upsampled audio) may differ",
-            SegmentedResamplingWarning,
-            stacklevel=2,
+        warn(
+            SegmentedResamplingWarning(
+                f"{name or 'a recording'}: {len(signal) / sampling_rate / 60:.1f} minutes at "
+                f"{sampling_rate} Hz are resampled in overlapping segments to bound memory, not with "
+                "one FFT of the whole signal as DisVoice does; Mel bands that hold only rounding "
+                "noise or ringing (near-silence, the empty upper bands of upsampled audio) may differ"
+            )
         )
     if spool is not None and long:
         conditioned = _spooled_conditioned(signal, target, spool)

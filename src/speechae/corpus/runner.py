@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures as futures
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from speechae.corpus.planning import (
 )
 from speechae.corpus.workers import AUTO, Machine, choose_jobs, compute_batch_task, pool
 from speechae.engine import DEFAULT_CHUNK
-from speechae.errors import DamagedStoreEntryError, DamagedStoreWarning, check_counts
+from speechae.errors import DamagedStoreEntryError, DamagedStoreWarning, check_counts, warn
 from speechae.frontend import FrontEndConfig
 from speechae.inputs import Item
 from speechae.pipeline import Pipeline
@@ -246,7 +245,7 @@ def _reusable(store: FeatureStore, entry: Planned) -> bool:
         return store.get(entry.key) is not None
     except DamagedStoreEntryError:
         damaged = f"{store.path}: the stored features of {entry.item.label} are damaged"
-        warnings.warn(DamagedStoreWarning(f"{damaged}; computing them again"), stacklevel=2)
+        warn(DamagedStoreWarning(f"{damaged}; computing them again"))
         return False
 
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch import nn
 from speechae.atomic import atomic_path
 from speechae.audio import audio_duration, file_sha256
 from speechae.engine import run_autoencoder
-from speechae.errors import AudioError, DroppedWindowsWarning, SkippedFileWarning, all_dropped
+from speechae.errors import AudioError, DroppedWindowsWarning, SkippedFileWarning, all_dropped, warn
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig, LogMelFrontEnd, window_count
 from speechae.pipeline import frontend_chunks
 from speechae.recordings import Recording, read_recording, signal_recording
@@ -130,16 +129,15 @@ def load_recordings(
         first_with[sha256] = name
         recordings.append(TrainingRecording(name, sha256, duration, log_mel, kept))
     for reason in skipped.values():
-        warnings.warn(SkippedFileWarning(f"{reason}; the file is left out"), stacklevel=3)
+        warn(SkippedFileWarning(f"{reason}; the file is left out"))
     dropped = {r.name: len(r.log_mel) - len(r.kept) for r in recordings if len(r.kept) < len(r.log_mel)}
     if dropped:
-        warnings.warn(
+        warn(
             DroppedWindowsWarning(
                 f"{sum(dropped.values())} windows in {len(dropped)} of the files (e.g. "
                 f"{next(iter(dropped))}) are left out because their Mel spectrogram has values <= 0 "
                 "(digital silence)"
-            ),
-            stacklevel=3,
+            )
         )
     return recordings, skipped
 
