@@ -417,3 +417,98 @@ def test_an_mp3_that_ends_inside_a_frame_is_one_warning_of_ours_naming_the_file(
         "the frames before it were read"
     ]
     assert capfd.readouterr().err == ""
+
+
+# Property-based: whatever bytes a file holds, reading it gives decoded audio or one of our errors,
+# never another exception, within seconds.
+
+FORMATS = {  # suffix: soundfile subtype
+    ".wav": "PCM_16",
+    ".flac": "PCM_16",
+    ".ogg": "VORBIS",
+    ".mp3": "MPEG_LAYER_III",
+    ".aiff": "PCM_16",
+}
+
+
+@pytest.fixture(scope="module")
+def real_files(tmp_path_factory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("real")
+    samples = np.sin(np.arange(24000) / 7.0) * 0.3 * np.sin(np.arange(24000) / 900.0)
+    contents = {}
+    for suffix, subtype in FORMATS.items():
+        sf.write(folder / f"a{suffix}", samples, 16000, subtype=subtype)
+        contents[suffix] = (folder / f"a{suffix}").read_bytes()
+    return contents
+
+
+def read_every_way(path) -> None:
+    """Each reader of audio.py: decoded samples or a SpeechaeError, within ten seconds."""
+    import signal
+
+    def hung(*_):
+        raise TimeoutError(f"reading {path} took more than ten seconds")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        for read in (read_audio, audio_frames, spool_audio):
+            try:
+                result = read(path)
+            except SpeechaeError:
+                continue
+            if read is spool_audio:
+                result.close()
+            elif read is read_audio:
+                assert isinstance(result[0], np.ndarray) and result[0].shape[0] > 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def hypothesis_settings():
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+
+
+def test_random_bytes_are_audio_or_one_of_our_errors(tmp_path):
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @hypothesis_settings()
+    @given(data=st.binary(max_size=2048), suffix=st.sampled_from(sorted(FORMATS)))
+    def check(data, suffix):
+        path = tmp_path / f"random{suffix}"
+        path.write_bytes(data)
+        read_every_way(path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecoderWarning)
+        check()
+
+
+def test_real_files_cut_or_damaged_anywhere_are_audio_or_one_of_our_errors(tmp_path, real_files):
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    @hypothesis_settings()
+    @given(
+        suffix=st.sampled_from(sorted(FORMATS)),
+        cut=st.floats(0.0, 1.0),
+        damage=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+    )
+    def check(suffix, cut, damage):
+        data = bytearray(real_files[suffix][: int(len(real_files[suffix]) * cut)])
+        for position, value in damage:  # headers live in the first bytes
+            if position < len(data):
+                data[position] = value
+        path = tmp_path / f"damaged{suffix}"
+        path.write_bytes(bytes(data))
+        read_every_way(path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DecoderWarning)
+        check()

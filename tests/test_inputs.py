@@ -49,3 +49,35 @@ def test_a_manifest_or_list_that_gives_no_items_is_a_failure_beside_the_other_in
     assert [item.path for item in items] == [str(EXAMPLE)]
     assert len(failures) == 1 and failures[0][0] == str(manifest)
     assert failures[0][1].startswith(f"{manifest}: ") and reason in failures[0][1]
+
+
+def test_random_manifests_and_lists_give_items_or_listed_failures(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from speechae.errors import SpeechaeError
+
+    cells = st.text(alphabet=st.sampled_from([*list('ab.wav#," \t\n\r\ufeff\\/-0123456789e+'), "\x00", "é"]))
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        text=st.one_of(cells, st.lists(cells, max_size=5).map("\n".join)),
+        header=st.sampled_from(["", "file\n", "file,start,end\n", "file\tstart\n", "start\n"]),
+        suffix=st.sampled_from([".csv", ".tsv", ".txt", ".lst", ".parquet"]),
+        raw=st.binary(max_size=256),
+    )
+    def check(text, header, suffix, raw):
+        listing = tmp_path / f"inputs{suffix}"
+        if suffix == ".parquet":
+            listing.write_bytes(raw)
+        else:
+            listing.write_text(header + text, encoding="utf-8", errors="surrogateescape")
+        try:
+            items, failures = collect_items([listing], root=tmp_path)
+        except SpeechaeError:  # only a bad root raises; each input's failure is listed
+            raise AssertionError("collect_items raised for one input") from None
+        assert items or [given for given, _ in failures] == [str(listing)]
+        for item in items:
+            assert isinstance(item.path, str) and (item.start is None or isinstance(item.start, float))
+
+    check()
