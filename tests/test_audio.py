@@ -512,3 +512,17 @@ def test_real_files_cut_or_damaged_anywhere_are_audio_or_one_of_our_errors(tmp_p
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DecoderWarning)
         check()
+
+
+def test_a_segment_past_the_audio_that_decodes_is_named_as_such(tmp_path, monkeypatch):
+    sf.write(tmp_path / "tiny.mp3", np.sin(np.arange(3000) / 5.0) * 0.3, 16000)
+    info = sf.info
+
+    def overestimated(path):  # as a variable-rate MP3 without a Xing frame may be
+        estimate = info(path)
+        estimate.frames *= 4
+        return estimate
+
+    monkeypatch.setattr(sf, "info", overestimated)
+    with pytest.raises(ParameterError, match="the segment starts at 0.5 s, after the end of the audio that"):
+        read_audio(tmp_path / "tiny.mp3", start=0.5)

@@ -325,7 +325,7 @@ def read_audio(
             )
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
-    _check_decoded(path, info, samples.shape[0], whole=start is None and end is None)
+    _check_decoded(path, info, samples.shape[0], whole=start is None and end is None, first=first)
     return samples, rate
 
 
@@ -378,7 +378,12 @@ def _frame(seconds: float, sampling_rate: float) -> int:
     return round(position) if abs(position) < 2**62 else int(np.sign(position)) * 2**62
 
 
-def _check_decoded(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool) -> None:
+def _check_decoded(path: Path, info: sf._SoundFileInfo, frames_read: int, whole: bool, first: int) -> None:
+    if frames_read == 0 and first > 0:  # the header overestimated the length (MP3, Vorbis)
+        raise ParameterError(
+            f"{path}: the segment starts at {first / info.samplerate:g} s, after the end of the "
+            "audio that decodes (the header's length is an estimate)"
+        )
     if frames_read == 0:
         raise EmptyAudioError(f"{path}: the file holds no audio samples")
     _check_complete(path, info, frames_read, whole)
@@ -565,7 +570,7 @@ def spool_audio(
                     break
                 _write_all(handle, np.ascontiguousarray(block), path)
                 frames += len(block)
-        _check_decoded(path, info, frames, whole=start is None and end is None)
+        _check_decoded(path, info, frames, whole=start is None and end is None, first=first)
     except (sf.LibsndfileError, RuntimeError) as error:
         handle.close()
         raise AudioDecodeError(f"{path}: the audio data cannot be decoded ({error})") from None
