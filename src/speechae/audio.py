@@ -41,6 +41,7 @@ from speechae.errors import (
     NoAudioFilesError,
     ParameterError,
     TemporaryStorageError,
+    warn,
 )
 
 __all__ = [
@@ -81,7 +82,7 @@ _ERROR_STREAM = threading.Lock()
 
 
 @contextmanager
-def _decoder_messages(path: Path, *, warn: bool) -> Iterator[None]:
+def _decoder_messages(path: Path, *, report: bool) -> Iterator[None]:
     """Keep the MP3 decoder's messages about ``path`` off the terminal.
 
     The process's error stream goes to a temporary file while the decoder runs (one decoder at a
@@ -107,7 +108,7 @@ def _decoder_messages(path: Path, *, warn: bool) -> Iterator[None]:
     if others:
         print("\n".join(others), file=sys.stderr)
     skipped = [int(match.group(1)) for line in lines if (match := _MPEG_DAMAGE.match(line))]
-    if warn and skipped:
+    if report and skipped:
         if any(line.startswith("Note: Hit end of (available) data") for line in lines):
             what = f"the MP3 stream ends inside a frame after byte {skipped[-1]} (is the file cut short?)"
         else:
@@ -182,7 +183,7 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
     if _regular_file(path).st_size == 0:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
-        with _decoder_messages(path, warn=False):
+        with _decoder_messages(path, report=False):
             info = sf.info(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError):
         raise AudioDecodeError(
@@ -315,7 +316,7 @@ def read_audio(
     info = _open_info(path)
     first, last = _frame_range(path, info, start, end)
     try:
-        with _decoder_messages(path, warn=True):
+        with _decoder_messages(path, report=True):
             samples, rate = sf.read(
                 _soundfile_name(path),
                 start=first,
@@ -561,7 +562,7 @@ def spool_audio(
     handle = _temporary_file(path, max(expected_frames, 0) * info.channels * dtype.itemsize)
     frames = 0
     try:
-        with _decoder_messages(path, warn=True), _ContinuousReader(_soundfile_name(path)) as source:
+        with _decoder_messages(path, report=True), _ContinuousReader(_soundfile_name(path)) as source:
             source.seek(first)  # even to 0, as one whole read does
             while last is None or first + frames < last:
                 wanted = block_frames if last is None else min(block_frames, last - first - frames)
