@@ -15,7 +15,6 @@ else relative to the list file's folder. Every item has a ``key``: its path rela
 Example:
     >>> import tempfile
     >>> from pathlib import Path
-from typing import TYPE_CHECKING
     >>> folder = Path(tempfile.mkdtemp())
     >>> (folder / "a.wav").touch(); (folder / "b.flac").touch()
     >>> items, failures = collect_items([folder], root=folder)
