@@ -300,7 +300,7 @@ def test_manifest_segments_and_root(corpus, tmp_path, cae):
     pd.DataFrame(segments).to_csv(manifest, index=False)
     out = tmp_path / "segments.out.csv"
     result = speechae("extract", manifest, "--root", corpus, "--level", "dynamic", "-o", out, "-q")
-    assert result.returncode == EXIT_PARTIAL and "missing.wav: no such file" in result.stdout
+    assert result.returncode == EXIT_PARTIAL and "missing.wav: no such file" in result.stderr
     table = pd.read_csv(out)
     assert len(table) == 7 + 9  # 2 s and 2.5 s segments; rows follow the segments' order
     second = table.iloc[7:]
@@ -469,7 +469,7 @@ def test_odd_names_and_dead_links_are_reported_per_file_and_the_run_finishes(tmp
     assert summary.computed == 2 and summary.audio_seconds == pytest.approx(2 * 3.88, abs=0.01)
     reasons = {failure.item.key: str(failure.error) for failure in summary.failures}
     assert reasons["dead.wav"].endswith("dead.wav: a symbolic link to a missing file (or a loop of links)")
-    assert "Too many levels of symbolic links" in reasons["loop1.wav"]
+    assert reasons["loop1.wav"].endswith("loop1.wav: a symbolic link to a missing file (or a loop of links)")
     table = read_table(tmp_path / "out.csv")
     assert table.index.get_level_values("file").unique().tolist() == ["caf\\xe9.wav", "good.wav"]
     errors = pd.read_csv(tmp_path / "out.csv.errors.csv")
@@ -564,7 +564,7 @@ def test_a_strict_stop_names_no_errors_file(tmp_path, rae):
     summary = extract_corpus(
         rae, [Item("missing.wav", str(tmp_path / "missing.wav"))], tmp_path / "o.csv", strict=True
     )
-    assert summary.stopped_early and "failed:\n" in summary.text() and "None" not in summary.text()
+    assert summary.stopped_early and "failed: 1\n" in summary.text() and "None" not in summary.text()
 
 
 def test_a_strict_stop_after_dropped_windows_names_no_dropped_file(tmp_path, rae):

@@ -160,7 +160,7 @@ def test_summary_counts_files_windows_and_time(run, page):
 @needs_shared
 def test_failures_dropped_windows_worst_files_and_settings_are_listed(report, page):
     failures = page.table("failures")
-    assert failures[TOO_SHORT] == ["the audio lasts 0.303 s, shorter than one 0.5 s window"]
+    assert failures[TOO_SHORT] == ["the audio lasts 0.303125 s, shorter than one 0.5 s window"]
     assert page.table("dropped")[ODD_NAME] == ["2 of 11", "1.00–1.75 s"]
     _, worst = report
     ranked = [row[1] for row in page.cells["worst"][1:]]
