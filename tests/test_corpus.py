@@ -708,3 +708,25 @@ def test_torch_threads_follow_the_request_then_omp_num_threads_then_the_cores_al
             use_threads(0)
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_batch_leaves_the_network_what_its_spectrograms_leave_of_the_budget(tmp_path, monkeypatch):
+    from speechae.corpus import run_items
+    from speechae.inputs import Item
+    from speechae.pipeline import Pipeline, held_bytes
+
+    seen = []
+    run = Pipeline.run
+
+    def note(self, prepared, **options):
+        seen.append((options["memory_budget"], sum(held_bytes(p.inputs) for p in prepared), len(prepared)))
+        return run(self, prepared, **options)
+
+    monkeypatch.setattr(Pipeline, "run", note)
+    budget = 50 * 2**20
+    extractor = Extractor("cae-256", memory_budget=budget)
+    items = [Item(f"{k}.wav", str(EXAMPLE)) for k in range(2)]
+    assert all(result.ok for result in run_items(extractor.pipeline, items))
+    (left, spectrograms, files), *_ = seen
+    assert files == 2 and spectrograms == 2 * 14 * 128 * 126 * 4  # held twice while joined
+    assert left == budget - 2 * spectrograms

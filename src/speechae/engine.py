@@ -56,7 +56,7 @@ __all__ = [
 
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_CHUNK = None
-DEFAULT_MEMORY_BUDGET = 640 * 2**20
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
 #: Largest layer of activations kept in a temporary file.
 DEFAULT_DISK_BUDGET = 8 * 2**30
 #: Layers with more values per window are recomputed rather than spilled: writing the CAE's
@@ -190,13 +190,14 @@ def memory_budget_for(device: torch.device | str) -> int:
 
     They are its conditioned signal, spectrograms and kept activations
     (:func:`speechae.pipeline.recording_features`). On a CPU they count towards the process's
-    memory: 640 MiB keeps ``speechae extract`` of one file of any length under 1.2 GiB (measured
-    in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory, an eighth of it (at
+    memory: 512 MiB keeps ``speechae extract`` of one file of any length, rate and number of
+    channels under 1.2 GiB, the process's own 300-400 MB and the network's working buffers
+    included (measured in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory, an eighth of it (at
     least as much as on a CPU), which keeps an hour-long file's layers there.
 
     Example:
         >>> memory_budget_for("cpu") // 2**20
-        640
+        512
     """
     device = torch.device(device)
     if device.type != "cuda":

@@ -89,7 +89,7 @@ class Extractor:
         precision: ``"fp32"`` (default): DisVoice's numbers; ``"bf16"``: faster, approximate
             (measured deviations in ``benchmarks/RESULTS.md``).
         memory_budget: bytes a recording may keep in memory at once (its conditioned signal,
-            spectrograms and the network's kept activations; default: 640 MiB on a CPU, an
+            spectrograms and the network's kept activations; default: 512 MiB on a CPU, an
             eighth of a GPU's memory); the rest goes to temporary files, with the same numbers.
         resampling: ``"exact"`` (default): DisVoice's whole-signal FFT up to 2^25 samples;
             ``"segmented"``: bounded memory at any length, not DisVoice's bits (see

@@ -492,6 +492,11 @@ class Pipeline:
         names = static_feature_names if level == "static" else dynamic_feature_names
         return names(self.model.bottleneck, self.frontend.config.n_mels)
 
+    @property
+    def budget(self) -> int:
+        """Bytes a recording may keep in memory: ``memory_budget``, or the device's default."""
+        return memory_budget_for(self.device) if self.memory_budget is None else self.memory_budget
+
     def _budget(self, memory_budget: int | None) -> int | None:
         """``memory_budget``, or the pipeline's when it is None."""
         return self.memory_budget if memory_budget is None else memory_budget

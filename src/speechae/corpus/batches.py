@@ -16,7 +16,7 @@ from speechae.corpus.planning import ItemResult, Planned, describe
 from speechae.errors import SpeechaeError
 from speechae.frontend import FrontEndConfig, LogMelFrontEnd
 from speechae.inputs import Item
-from speechae.pipeline import Pipeline, PreparedRecording, check_finite, prepare
+from speechae.pipeline import Pipeline, PreparedRecording, check_finite, held_bytes, prepare
 from speechae.recordings import Recording, read_recording
 
 __all__ = ["Outcome", "compute_batch", "prepare_item", "read_item"]
@@ -73,8 +73,9 @@ def compute_batch(
         else:
             ready.append((entry, outcome))
     if ready:
+        inputs = [prepared for _, prepared in ready]
         computed = pipeline.run(
-            [prepared for _, prepared in ready], chunk_size=chunk_size, memory_budget=memory_budget
+            inputs, chunk_size=chunk_size, memory_budget=_left_for_network(pipeline, inputs, memory_budget)
         )
         for (entry, _), features in zip(ready, computed, strict=True):
             try:
@@ -82,6 +83,16 @@ def compute_batch(
             except SpeechaeError as error:
                 results.append(entry.result(error=describe(entry.item, error)))
     return results
+
+
+def _left_for_network(pipeline: Pipeline, inputs: list[PreparedRecording], memory_budget: int | None) -> int:
+    """What the budget leaves the network's kept activations beside the batch's spectrograms.
+
+    Joined into one tensor for the network, they are held twice while it is made.
+    """
+    budget = pipeline.budget if memory_budget is None else memory_budget
+    held = sum(held_bytes(prepared.inputs) for prepared in inputs)
+    return max(budget - (2 * held if len(inputs) > 1 else held), 0)
 
 
 def _long_item(
