@@ -61,6 +61,7 @@ class Planned:
     key: str | None = None
     error: SpeechaeError | None = None
     signature: tuple[int, int, int] | None = None
+    frames: int = 0  # as stored, from the header
     long: bool = False  # computed alone, in bounded memory, never in a worker process
 
     def result(self, **outcome: object) -> ItemResult:
@@ -112,9 +113,9 @@ def plan(item: Item, position: int, config: FrontEndConfig, long_file_windows: i
         frames, rate = audio_frames(item.path, start=item.start, end=item.end)
         seconds = frames / rate
     except Exception:  # unreadable headers fail properly, with their reason, when the item is read
-        seconds = 0.0
+        frames, seconds = 0, 0.0
     windows = window_count(int(seconds * config.sampling_rate), config=config)
-    return Planned(item, position, windows, seconds, long=windows > long_file_windows)
+    return Planned(item, position, windows, seconds, frames=frames, long=windows > long_file_windows)
 
 
 def _signature(path: str) -> tuple[int, int, int] | None:

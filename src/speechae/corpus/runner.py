@@ -198,7 +198,7 @@ class _BatchRun:
             if network_in_workers:
                 return done + handle.result()
             if in_process:
-                return done + self.compute(todo, _read_here(todo, reading, readers))
+                return done + self.compute(todo, _read_here(todo, reading, readers, self.pipeline.budget))
             return done + self.compute(todo, [None if h is None else h.result() for h in handle])
 
         ahead = max(jobs, 2)
@@ -225,18 +225,25 @@ class _BatchRun:
 
 
 def _read_here(
-    entries: list[Planned], reading: tuple[FrontEndConfig, str], readers: futures.Executor
+    entries: list[Planned], reading: tuple[FrontEndConfig, str], readers: futures.Executor, budget: int
 ) -> list[Outcome | None]:
     """:func:`read_item` for a batch's short items, in this process.
 
-    Two items are read and conditioned at a time in threads (libsndfile, numpy and scipy.fft
-    release the GIL, and nothing else runs meanwhile); their spectrograms are then computed one
-    after another in this thread by :func:`compute_batch`, so torch never runs in two threads at
-    once.
+    Two small items are read and conditioned at a time in threads (libsndfile, numpy and scipy.fft
+    release the GIL, and nothing else runs meanwhile); an item whose samples alone take an eighth
+    of the memory budget is read by itself, since conditioning needs several times that (a
+    whole-signal FFT). Spectrograms are then computed one after another in this thread by
+    :func:`compute_batch`, so torch never runs in two threads at once.
     """
-    short = [entry for entry in entries if not entry.long]
-    read = iter(list(readers.map(lambda entry: read_item(entry.item, *reading), short)))
-    return [None if entry.long else next(read) for entry in entries]
+    outcomes: dict[int, Outcome] = {}
+    small = [entry for entry in entries if not entry.long and entry.frames * 8 <= budget // 8]
+    read = readers.map(lambda entry: read_item(entry.item, *reading), small)
+    for entry, outcome in zip(small, read, strict=True):
+        outcomes[entry.position] = outcome
+    for entry in entries:
+        if not entry.long and entry.position not in outcomes:
+            outcomes[entry.position] = read_item(entry.item, *reading)
+    return [None if entry.long else outcomes[entry.position] for entry in entries]
 
 
 def _reusable(store: FeatureStore, entry: Planned) -> bool:
