@@ -693,7 +693,6 @@ def test_an_output_where_no_file_can_be_made_is_refused_in_one_sentence(cae):
 def test_torch_threads_follow_the_request_then_omp_num_threads_then_the_cores_allowed(monkeypatch):
     import torch
 
-    from speechae import sharing
     from speechae.corpus import Machine, use_threads
 
     before = torch.get_num_threads()
@@ -708,7 +707,6 @@ def test_torch_threads_follow_the_request_then_omp_num_threads_then_the_cores_al
         with pytest.raises(ParameterError, match="threads must be a whole number of at least 1, not 0"):
             use_threads(0)
     finally:
-        sharing.stop_sharing()
         torch.set_num_threads(before)
 
 

@@ -386,7 +386,6 @@ def _extract(args: argparse.Namespace) -> int:
     from speechae.extractor import Extractor
     from speechae.inputs import collect_items, parse_shard
     from speechae.progress import Progress
-    from speechae.sharing import stop_sharing
     from speechae.writers import check_output_path
 
     check_output_path(args.output, args.format)
@@ -400,6 +399,7 @@ def _extract(args: argparse.Namespace) -> int:
     )
     if args.strict and input_failures:
         raise InputError(input_failures[0][1])
+    use_threads(args.threads)
     extractor = Extractor(
         args.model,
         level=args.level,
@@ -421,7 +421,6 @@ def _extract(args: argparse.Namespace) -> int:
     }
     if args.report:  # never an input, nor a file the run writes
         check_apart([args.report], [*(item.path for item in items), *args.inputs, *written_paths(output)])
-    use_threads(args.threads)
     try:
         if args.dask:
             from speechae.cluster import dask_executor
@@ -435,8 +434,6 @@ def _extract(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"speechae: {interrupted_text(output)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        stop_sharing()  # the cores are this run's question only
     if summary.failures:
         print(summary.failures_text(), file=sys.stderr)
     print(summary.text())
@@ -601,6 +598,9 @@ def entry_point() -> NoReturn:
     collector's objects then spares the interpreter's last collection over torch's and pandas's
     hundreds of thousands of objects: 0.3 s of the 1.8 s a short file takes.
     """
+    # waiting OpenMP threads sleep instead of spinning, so runs that share cores do not stall
+    # each other (read when torch loads its OpenMP runtime, so before any import of torch)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         code = main()
         sys.stdout.flush()

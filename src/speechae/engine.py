@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechae import sharing
 from speechae.allocator import retain_freed_memory
 from speechae.errors import ParameterError, TemporaryStorageError
 from speechae.models import ChannelMoments
@@ -193,8 +192,8 @@ def memory_budget_for(device: torch.device | str) -> int:
     (:func:`speechae.pipeline.recording_features`). On a CPU they count towards the process's
     memory: 512 MiB keeps ``speechae extract`` of one file of any length, rate and number of
     channels under 1.2 GiB, the process's own 300-400 MB and the network's working buffers
-    included (measured in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory,
-    an eighth of it (at least as much as on a CPU), which keeps an hour-long file's layers there.
+    included (measured in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory, an eighth of it (at
+    least as much as on a CPU), which keeps an hour-long file's layers there.
 
     Example:
         >>> memory_budget_for("cpu") // 2**20
@@ -448,7 +447,6 @@ class _LayerwiseRun:
         are read for the last time and are normalised where they lie; the intermediate outputs
         of this call always are (a new tensor per layer costs 10%).
         """
-        sharing.check()
         x, owned = self.kept.read(first, last, consume)
         index = self.file_index[first:last]
         code = None
@@ -593,7 +591,6 @@ def _run_independent(
 ) -> NetworkOutput:
     codes, errors, reconstructions = [], [], []
     for first, last in chunks:
-        sharing.check()
         x = inputs.get(first, last)
         reconstruction, code = network(x)
         codes.append(code)

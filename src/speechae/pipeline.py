@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechae import sharing
 from speechae.allocator import retain_freed_memory, return_free_memory
 from speechae.audio import SampleSpool
 from speechae.engine import (
@@ -235,7 +234,6 @@ def frontend_chunks(
     config = frontend.config
     n_windows = window_count(len(signal), config=config)
     for first in range(0, n_windows, FRONTEND_CHUNK):
-        sharing.check()
         last = min(first + FRONTEND_CHUNK, n_windows)
         chunk = torch.from_numpy(np.array(frame_range(signal, first, last, config=config)))
         with torch.no_grad():

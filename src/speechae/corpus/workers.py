@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from speechae import sharing
 from speechae.corpus.batches import compute_batch, read_item
 from speechae.corpus.planning import ItemResult, Planned
 from speechae.errors import check_counts, print_warning
@@ -69,10 +68,10 @@ def _cgroup_quota(path: str = "/sys/fs/cgroup/cpu.max") -> int:
 def use_threads(threads: int | None = None, *, machine: Machine | None = None) -> int:
     """Set this process's torch threads; returns how many.
 
-    ``threads`` when given, else ``OMP_NUM_THREADS`` when set; else the cores :meth:`Machine.this`
-    may use, fewer while other processes compete for them (:func:`speechae.sharing.share_cores`):
-    torch otherwise starts a thread per core of the whole machine, whatever the CPU affinity or
-    quota (SLURM, containers) allows, and its threads spin against each other's.
+    ``threads`` when given, else ``OMP_NUM_THREADS`` when set, else the cores :meth:`Machine.this`
+    may use: torch otherwise starts a thread per core of the whole machine, whatever the CPU
+    affinity or quota (SLURM, containers) allows, and more threads than cores spin against each
+    other.
 
     Example:
         >>> before = torch.get_num_threads()
@@ -83,11 +82,8 @@ def use_threads(threads: int | None = None, *, machine: Machine | None = None) -
     Raises:
         ParameterError: ``threads`` below 1.
     """
-    sharing.stop_sharing()
-    if threads is None and not _omp_threads():
-        threads = (machine or Machine.this()).cores
-        sharing.share_cores(threads)
-    threads = threads or _omp_threads()
+    if threads is None:
+        threads = _omp_threads() or (machine or Machine.this()).cores
     check_counts(threads=threads)
     torch.set_num_threads(threads)
     return threads
