@@ -192,8 +192,8 @@ def memory_budget_for(device: torch.device | str) -> int:
     (:func:`speechae.pipeline.recording_features`). On a CPU they count towards the process's
     memory: 512 MiB keeps ``speechae extract`` of one file of any length, rate and number of
     channels under 1.2 GiB, the process's own 300-400 MB and the network's working buffers
-    included (measured in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory, an eighth of it (at
-    least as much as on a CPU), which keeps an hour-long file's layers there.
+    included (measured in ``benchmarks/RESULTS.md``). On a GPU they take the GPU's own memory,
+    an eighth of it (at least as much as on a CPU), which keeps an hour-long file's layers there.
 
     Example:
         >>> memory_budget_for("cpu") // 2**20
