@@ -647,12 +647,17 @@ def test_a_run_never_writes_one_of_its_inputs(tmp_path, cae):
         (tmp_path / "m.csv", [tmp_path / "m.csv"]),  # the output is the manifest
         (tmp_path / "linked.csv", [tmp_path / "m.csv"]),  # through a link
         (tmp_path / "a", [tmp_path / "a.errors.csv"]),  # a file beside the output
+        (tmp_path / "k.ark", [tmp_path / "k.scp"]),  # the other file of a Kaldi pair
+        (tmp_path / "n.npy", [tmp_path / "n.index.csv"]),  # a file beside an npy matrix
     ]:
-        (tmp_path / "a.errors.csv").write_text("file\na.wav\n")
+        for listing in ("a.errors.csv", "k.scp", "n.index.csv"):
+            (tmp_path / listing).write_text("file\na.wav\n")
         items, _ = collect_items(inputs, root=tmp_path)
+        fmt = None if output.suffix in (".ark", ".npy") else "csv"
         with pytest.raises(ParameterError, match="this run would write it, but it is also an input"):
-            extract_corpus(cae, items, output, fmt="csv", inputs=inputs)
-        (tmp_path / "a.errors.csv").unlink()
+            extract_corpus(cae, items, output, fmt=fmt, inputs=inputs)
+        for listing in ("a.errors.csv", "k.scp", "n.index.csv"):
+            (tmp_path / listing).unlink()
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 

@@ -86,7 +86,7 @@ def _decoder_messages(path: Path, *, report: bool) -> Iterator[None]:
     """Keep the MP3 decoder's messages about ``path`` off the terminal.
 
     The process's error stream goes to a temporary file while the decoder runs (one decoder at a
-    time); what others wrote meanwhile is written on afterwards. With ``warn``, skipped data
+    time); what others wrote meanwhile is written on afterwards. With ``report``, skipped data
     becomes one :class:`~speechae.errors.DecoderWarning` naming the file.
     """
     if path.suffix.lower() != ".mp3":

@@ -420,7 +420,8 @@ def _extract(args: argparse.Namespace) -> int:
         "wait": args.wait,
     }
     if args.report:  # never an input, nor a file the run writes
-        check_apart([args.report], [*(item.path for item in items), *args.inputs, *written_paths(output)])
+        written = written_paths(output, args.format)
+        check_apart([args.report], [*(item.path for item in items), *args.inputs, *written])
     try:
         if args.dask:
             from speechae.cluster import dask_executor

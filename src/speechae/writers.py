@@ -52,6 +52,7 @@ __all__ = [
     "check_output_path",
     "format_of",
     "kaldi_paths",
+    "table_paths",
     "merge_tables",
     "read_table",
     "to_flat_table",
@@ -127,8 +128,21 @@ def check_output_path(path: str | os.PathLike[str], fmt: str | None = None) -> N
     """
     if Path(path).is_dir():  # said before its format, which a folder's name does not give
         check_target(path)
-    for target in kaldi_paths(path) if format_of(path, fmt) == "kaldi" else (Path(path),):
+    for target in table_paths(path, fmt):
         check_target(target)
+
+
+def table_paths(path: str | os.PathLike[str], fmt: str | None = None) -> tuple[Path, ...]:
+    """Every file a table written to ``path`` (in ``fmt``, default: from the extension) takes.
+
+    Example:
+        >>> [p.name for p in table_paths("feats.npy")]
+        ['feats.npy', 'feats.index.csv', 'feats.columns.txt']
+    """
+    fmt, path = format_of(path, fmt), Path(path)
+    if fmt == "kaldi":
+        return kaldi_paths(path)
+    return (path, *_npy_sidecars(path)) if fmt == "npy" else (path,)
 
 
 def kaldi_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -28,16 +28,17 @@ from speechae.corpus.shards import run_description_path
 from speechae.corpus.sidecars import SIDECARS, sidecar_path
 from speechae.errors import OutputInUseError, ParameterError
 from speechae.store import store_path
+from speechae.writers import table_paths
 
 __all__ = ["OutputLock", "check_apart", "written_paths"]
 
 
-def written_paths(output: str | os.PathLike[str]) -> list[Path]:
-    """Every file a corpus run into ``output`` may write or replace."""
+def written_paths(output: str | os.PathLike[str], fmt: str | None = None) -> list[Path]:
+    """Every file a corpus run into ``output`` (in ``fmt``) may write or replace."""
     output = Path(output)
     store = store_path(output)
     return [
-        output,
+        *table_paths(output, fmt),
         *(sidecar_path(output, kind) for kind in SIDECARS),
         store,
         store.with_name(f"{store.name}-journal"),

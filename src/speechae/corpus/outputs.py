@@ -145,7 +145,7 @@ def extract_corpus(
     output = Path(output)
     check_counts(batch_windows=batch_windows)
     check_output_path(output, fmt)
-    check_apart(written_paths(output), [*(item.path for item in items), *inputs])
+    check_apart(written_paths(output, fmt), [*(item.path for item in items), *inputs])
     if format_of(output, fmt) == "kaldi":  # before any work, not when the output is written
         for item in items:
             check_kaldi_key(item.kaldi_key)
