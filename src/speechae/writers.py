@@ -52,9 +52,9 @@ __all__ = [
     "check_output_path",
     "format_of",
     "kaldi_paths",
-    "table_paths",
     "merge_tables",
     "read_table",
+    "table_paths",
     "to_flat_table",
     "write_table",
 ]

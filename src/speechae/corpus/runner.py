@@ -141,7 +141,8 @@ class _BatchRun:
         memory_budget: int | None,
     ) -> None:
         self.pipeline, self.planned, self.store = pipeline, planned, store
-        self.chunk_size, self.memory_budget = chunk_size, memory_budget
+        self.chunk_size = chunk_size
+        self.memory_budget = pipeline.budget if memory_budget is None else memory_budget
         self.settings = pipeline.settings() if store is not None else None
         self.reading = pipeline.reading
 
@@ -198,7 +199,7 @@ class _BatchRun:
             if network_in_workers:
                 return done + handle.result()
             if in_process:
-                return done + self.compute(todo, _read_here(todo, reading, readers, self.pipeline.budget))
+                return done + self.compute(todo, _read_here(todo, reading, readers, self.memory_budget))
             return done + self.compute(todo, [None if h is None else h.result() for h in handle])
 
         ahead = max(jobs, 2)
