@@ -220,8 +220,8 @@ def _check_complete(path: Path, info: sf._SoundFileInfo, frames_read: int, whole
     header's data size. A file of another format, or an MP3 without that frame, cut exactly at
     a frame boundary cannot be told from a shorter recording.
     """
-    counted = info.format == "FLAC" or (info.format == "MP3" and _mp3_counts_frames(path))
-    if whole and counted and frames_read < info.frames:
+    short = whole and frames_read < info.frames  # the header is read only then
+    if short and (info.format == "FLAC" or (info.format == "MP3" and _mp3_counts_frames(path))):
         raise AudioDecodeError(
             f"{path}: truncated or corrupt: {frames_read} of the {info.frames} frames its header "
             "records decode"

@@ -25,13 +25,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechae.audio import SampleSpool, SpooledAudio, audio_frames, read_audio, segment_frames, spool_audio
+from speechae.audio import (
+    SampleSpool,
+    SpooledAudio,
+    audio_frames,
+    check_sampling_rate,
+    read_audio,
+    segment_frames,
+    spool_audio,
+)
 from speechae.errors import SpeechaeError, TemporaryStorageError, naming
 from speechae.frontend import (
     DEFAULT_FRONTEND,
     ConditionedSignal,
     FrontEndConfig,
-    check_sampling_rate,
     condition_signal,
     spools_conditioned,
     window_starts,
