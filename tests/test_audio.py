@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -353,6 +354,33 @@ def test_sampling_rates_outside_the_documented_range_are_refused_from_the_header
         AudioDecodeError, match=r"one_hz\.wav: the sampling rate of 1 Hz is outside 4000-384000 Hz"
     ):
         audio_frames(tmp_path / "one_hz.wav")
+
+
+def _claiming_more(path: Path) -> bytes:
+    """``path``'s bytes with a header that claims 2**35 frames more: FLAC's STREAMINFO, MP3's Xing."""
+    data = bytearray(path.read_bytes())
+    if path.suffix == ".flac":  # 36 bits of frames end the 8 bytes after rate, channels and depth
+        fields = int.from_bytes(data[18:26], "big")
+        data[18:26] = (fields | 1 << 35).to_bytes(8, "big")
+    else:  # the MPEG frames the Xing tag counts (1152 samples each at 32-48 kHz, 576 below)
+        tag = data.find(b"Xing")
+        data[tag + 8 : tag + 12] = (1 << 26).to_bytes(4, "big")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".mp3"])
+def test_a_small_file_whose_header_claims_hours_is_refused_before_decoding(tmp_path, suffix):
+    sf.write(tmp_path / f"real{suffix}", np.sin(np.arange(32000) / 9.0) * 0.3, 16000)
+    forged = tmp_path / f"forged{suffix}"
+    forged.write_bytes(_claiming_more(tmp_path / f"real{suffix}"))
+    claimed = sf.info(forged).frames
+    assert claimed > 2**35
+    claim = rf"forged\{suffix}: damaged header: it claims {claimed} frames \(\d+\.\d h\) in a file of"
+    for read in (audio_frames, read_audio):
+        with pytest.raises(
+            AudioDecodeError, match=claim + rf" {forged.stat().st_size} bytes, more than 10000 per"
+        ):
+            read(forged)
 
 
 def test_an_end_past_any_recording_is_its_end_and_a_start_past_it_is_named():

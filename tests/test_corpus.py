@@ -90,11 +90,27 @@ def test_good_files_equal_the_single_file_result_and_bad_files_are_listed(corpus
         alone = static.process_file(corpus / name).to_numpy()[0]
         np.testing.assert_array_equal(table.loc[name].to_numpy(), alone, err_msg=name)
     errors = pd.read_csv(out.with_name(out.name + ".errors.csv"))
-    listed = dict(zip(errors["file"], errors["reason"], strict=True))
+    failed = errors[errors["error"] != "DecoderWarning"]
+    listed = dict(zip(failed["file"], failed["reason"], strict=True))
     assert sorted(listed) == sorted(BROKEN)
     for name, reason in BROKEN.items():
         assert reason in listed[name] and listed[name].startswith(str(corpus / name)), listed[name]
-    assert "failed" in result.stdout and "Traceback" not in result.stderr
+    assert "failed: 5" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_file_read_despite_decoder_damage_is_listed_in_every_run(corpus, reference_run):
+    out, result = reference_run
+    damaged = "librivox_pie_and_patty_pan_48k_stereo.mp3"
+    expected = [damaged, "DecoderWarning", f"{corpus / damaged}: the MP3 stream ends inside a frame"]
+    for rerun in (False, True):  # the rerun takes every file from the store
+        if rerun:
+            result = speechae("extract", corpus, "--root", corpus, "-o", out, "-q")
+            assert "0 computed" in result.stdout
+        errors = pd.read_csv(out.with_name(out.name + ".errors.csv"), keep_default_na=False)
+        warned = errors[errors["error"] == "DecoderWarning"].to_numpy().tolist()
+        assert [[row[0], row[3], row[4][: len(expected[2])]] for row in warned] == [expected]
+        assert "read despite damage the decoder reported (DecoderWarning): 1, listed in" in result.stdout
+        assert damaged in read_table(out).index
 
 
 def test_jobs_two_is_byte_identical_to_jobs_one(corpus, reference_run, tmp_path):
@@ -211,7 +227,7 @@ def test_shards_merge_into_the_unsharded_output(corpus, tmp_path, suffix, rae):
     assert len(done) == 3
     merged = tmp_path / f"merged{suffix}"
     merge_tables(shards, merged)
-    assert merge_sidecars(shards, merged)["errors"] == len(BROKEN)
+    assert merge_sidecars(shards, merged)["errors"] == len(BROKEN) + 1  # and the MP3 with decoder damage
     for kind in ("errors", "dropped"):
         whole_list, merged_list = (Path(f"{path}.{kind}.csv") for path in (whole, merged))
         assert whole_list.exists() == merged_list.exists()

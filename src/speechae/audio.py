@@ -46,12 +46,14 @@ from speechae.errors import (
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MAX_FRAMES_PER_BYTE",
     "SAMPLING_RATES",
     "SampleSpool",
     "SpooledAudio",
     "audio_duration",
     "audio_frames",
     "check_sampling_rate",
+    "decoder_warnings",
     "file_sha256",
     "find_audio_files",
     "read_audio",
@@ -79,6 +81,28 @@ AUDIO_EXTENSIONS: tuple[str, ...] = (
 _MPEG_DAMAGE = re.compile(r"^Note: Illegal Audio-MPEG-Header 0x[0-9a-f]+ at offset (\d+)")
 _MPEG_NOISE = re.compile(r"^(Note|Warning|\[[^]]*\] (warning|error)): ")
 _ERROR_STREAM = threading.Lock()
+_COLLECTED = threading.local()
+
+
+@contextmanager
+def decoder_warnings() -> Iterator[list[str]]:
+    """Keep, besides warning them, the messages of the decoder warnings given in this thread.
+
+    A corpus run lists them with its failures: a file read despite damage is never silent.
+
+    Example:
+        >>> with decoder_warnings() as messages:
+        ...     samples, rate = read_audio("cut.mp3")  # doctest: +SKIP
+        >>> messages  # doctest: +SKIP
+        ['cut.mp3: the MP3 stream ends inside a frame after byte 9216 (is the file cut short?); ...']
+    """
+    collected: list[str] = []
+    stack = _COLLECTED.__dict__.setdefault("stack", [])
+    stack.append(collected)
+    try:
+        yield collected
+    finally:
+        stack.remove(collected)
 
 
 @contextmanager
@@ -111,9 +135,14 @@ def _decoder_messages(path: Path, *, report: bool) -> Iterator[None]:
     if report and skipped:
         if any(line.startswith("Note: Hit end of (available) data") for line in lines):
             what = f"the MP3 stream ends inside a frame after byte {skipped[-1]} (is the file cut short?)"
+            what += "; the frames before it were read"
         else:
             what = f"the MP3 decoder skipped data that is not audio from byte {skipped[0]} on"
-        warn(DecoderWarning(f"{path}: {what}; the frames before it were read"))
+            what += " (is the file damaged?); the frames around it were read"
+        message = f"{path}: {what}"
+        for collected in getattr(_COLLECTED, "stack", ()):
+            collected.append(message)
+        warn(DecoderWarning(message))
 
 
 def _soundfile_name(path: Path) -> str | bytes:
@@ -130,6 +159,11 @@ def _missing(path: Path) -> AudioFileNotFoundError:
 #: Sampling rates speechae reads, in Hz: telephone speech at 4 kHz up to studio audio at 384 kHz.
 #: A header outside them is damage, not audio (a WAV claiming 1 Hz would be taken as hours).
 SAMPLING_RATES = (4000, 384000)
+
+#: The most frames per byte of file a header may claim. The most compact codecs keep real speech
+#: under a few hundred frames per byte (Opus at 6 kbit/s: 64 at 48 kHz); a header claiming more
+#: is damage, whose decoding would cost far more than the file's size suggests.
+MAX_FRAMES_PER_BYTE = 10_000
 
 _SPECIAL_FILES = {
     stat.S_IFIFO: "a named pipe (FIFO)",
@@ -180,7 +214,8 @@ def _regular_file(path: Path) -> os.stat_result:
 
 
 def _open_info(path: Path) -> sf._SoundFileInfo:
-    if _regular_file(path).st_size == 0:
+    size = _regular_file(path).st_size
+    if size == 0:
         raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
     try:
         with _decoder_messages(path, report=False):
@@ -193,6 +228,12 @@ def _open_info(path: Path) -> sf._SoundFileInfo:
         check_sampling_rate(info.samplerate, name=str(path))
     except ParameterError as error:
         raise AudioDecodeError(str(error)) from None
+    if info.frames > MAX_FRAMES_PER_BYTE * size:
+        hours = info.frames / info.samplerate / 3600
+        raise AudioDecodeError(
+            f"{path}: damaged header: it claims {info.frames} frames ({hours:.1f} h) in a file of "
+            f"{size} bytes, more than {MAX_FRAMES_PER_BYTE} per byte"
+        )
     return info
 
 

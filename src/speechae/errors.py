@@ -10,6 +10,7 @@ Every exception derives from :class:`SpeechaeError` and also from the builtin th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -172,10 +173,10 @@ def print_warning(
 
 def warn(warning: Warning) -> None:
     """Emit ``warning`` as raised by the first caller outside speechae (the user's own line)."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    ours = (os.path.dirname(os.path.abspath(__file__)), os.path.abspath(contextlib.__file__))
     frame, level = sys._getframe(1), 2  # level 1 is this function
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(ours):
+        frame, level = frame.f_back, level + 1  # a context manager of ours runs inside contextlib
     warnings.warn(warning, stacklevel=level)
 
 

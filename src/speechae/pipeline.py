@@ -176,7 +176,8 @@ class PreparedRecording:
     ``inputs`` holds the scaled log-Mel of the kept windows, in memory (:class:`TensorInputs`)
     when they fit the memory budget, else in a temporary file (:class:`SpilledInputs`) or
     recomputed on demand (:class:`SignalInputs`). ``starts`` and ``dropped`` are the start
-    times of the kept and dropped windows on the recording's time axis. :meth:`close` deletes
+    times of the kept and dropped windows on the recording's time axis; ``warnings`` are the
+    recording's own (:attr:`Recording.warnings`). :meth:`close` deletes
     the temporary file. In memory, it pickles as a NumPy array (a worker process's result).
     """
 
@@ -185,6 +186,7 @@ class PreparedRecording:
     dropped: np.ndarray
     duration: float
     name: str = ""
+    warnings: tuple[str, ...] = ()
 
     def close(self) -> None:
         """Release the inputs' temporary file, if any."""
@@ -197,7 +199,7 @@ class PreparedRecording:
                 f"{self.name or 'a recording'}: only spectrograms in memory travel to another process"
             )
         windows = self.inputs.windows.cpu().numpy()
-        return _unpickled, (windows, self.starts, self.dropped, self.duration, self.name)
+        return _unpickled, (windows, self.starts, self.dropped, self.duration, self.name, self.warnings)
 
 
 def _unpickled(windows: np.ndarray, *fields: object) -> PreparedRecording:
@@ -293,7 +295,9 @@ def prepare(
         inputs = spilled
     else:
         inputs = SignalInputs(conditioned, np.flatnonzero(kept), frontend, device)
-    return PreparedRecording(inputs, starts[kept], starts[~kept], recording.duration, recording.name)
+    return PreparedRecording(
+        inputs, starts[kept], starts[~kept], recording.duration, recording.name, recording.warnings
+    )
 
 
 def _spilled_inputs(

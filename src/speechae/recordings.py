@@ -30,6 +30,7 @@ from speechae.audio import (
     SpooledAudio,
     audio_frames,
     check_sampling_rate,
+    decoder_warnings,
     read_audio,
     segment_frames,
     spool_audio,
@@ -87,12 +88,15 @@ class Recording:
         offset: seconds from the start of the recording to the first sample read (0 for a whole
             recording); the first window starts there.
         name: the file (with the segment, if any) as messages name it; empty for an array.
+        warnings: the messages of the decoder warnings given while reading it (damage it was
+            read despite), so that a corpus run can list them.
     """
 
     signal: np.ndarray | ConditionedSignal
     duration: float
     offset: float = 0.0
     name: str = ""
+    warnings: tuple[str, ...] = ()
 
     def close(self) -> None:
         """Delete the conditioned signal's temporary file, if it has one."""
@@ -205,9 +209,14 @@ def read_recording(
         ParameterError: a segment outside the recording.
     """
     name = with_segment(os.fspath(path), start, end) if name is None else name
-    with recording_samples(path, start, end, config) as (samples, sampling_rate):
+    with (
+        decoder_warnings() as warnings,
+        recording_samples(path, start, end, config) as (samples, sampling_rate),
+    ):
         first = segment_frames(start, end, sampling_rate, 0)[0]
-        return _recording(samples, sampling_rate, first, config, name, resampling)
+        recording = _recording(samples, sampling_rate, first, config, name, resampling)
+    recording.warnings = tuple(warnings)
+    return recording
 
 
 def signal_recording(

@@ -83,9 +83,10 @@ def compute_batch(
             return_free_memory()  # what reading left free would add to the network's peak
         left = _left_for_network(pipeline, inputs, memory_budget)
         computed = pipeline.run(inputs, chunk_size=chunk_size, memory_budget=left)
-        for (entry, _), features in zip(ready, computed, strict=True):
+        for (entry, prepared), features in zip(ready, computed, strict=True):
             try:
-                results.append(entry.result(features=check_finite(features, entry.item.path)))
+                checked = check_finite(features, entry.item.path)
+                results.append(entry.result(features=checked, warnings=prepared.warnings))
             except SpeechaeError as error:
                 results.append(entry.result(error=describe(entry.item, error)))
     return results
@@ -111,4 +112,4 @@ def _long_item(
         features = pipeline.features(recording, chunk_size=chunk_size, memory_budget=memory_budget)
     except Exception as error:  # a corpus run never dies on one file
         return entry.result(error=describe(item, error))
-    return entry.result(features=features)
+    return entry.result(features=features, warnings=recording.warnings)

@@ -27,7 +27,7 @@ from speechae.corpus.records import RECORD_COLUMNS, RunSummary, file_record
 from speechae.corpus.runner import run_items
 from speechae.corpus.shards import run_description, write_run_description
 from speechae.corpus.sidecars import SIDECARS, sidecar_path, write_csv_atomically
-from speechae.errors import InputError, check_counts
+from speechae.errors import DecoderWarning, InputError, check_counts
 from speechae.features import FileFeatures
 from speechae.inputs import Item, item_order, printable
 from speechae.pipeline import Pipeline
@@ -188,6 +188,7 @@ def extract_corpus(
             output=None if stopped else output,
             records=records,
             failures=failures,
+            warned=[r for r in finished if r.warnings],
             wall_seconds=time.monotonic() - started,
             computed=sum(not r.reused for r in finished),
             computed_seconds=sum(r.seconds for r in finished if not r.reused),
@@ -223,11 +224,13 @@ def _write_outputs(
         total_rows += 1 if layout.level == "static" else len(features.starts)
     if write:
         _write_table(store, finished, output, fmt, layout, total_rows)
-        failures = sorted(failures, key=lambda r: item_order(r.item))
+        listed = [(r, type(r.error).__name__, str(r.error)) for r in failures]
+        listed += [(r, DecoderWarning.__name__, message) for r in finished for message in r.warnings]
+        listed.sort(key=lambda row: item_order(row[0].item))
         write_csv_atomically(
             sidecar_path(output, "errors"),
             SIDECARS["errors"][0],
-            [[r.item.key, r.item.start, r.item.end, type(r.error).__name__, str(r.error)] for r in failures],
+            [[r.item.key, r.item.start, r.item.end, kind, why] for r, kind, why in listed],
         )
         write_csv_atomically(sidecar_path(output, "dropped"), SIDECARS["dropped"][0], dropped_rows)
     records.sort(key=lambda record: record["file"])

@@ -32,7 +32,11 @@ LONG_FILE_WINDOWS = 2048
 
 @dataclass
 class ItemResult:
-    """The outcome for one item: features, or the error that stopped it."""
+    """The outcome for one item: features, or the error that stopped it.
+
+    ``warnings`` are the decoder warnings of an item read despite damage (also when its
+    features come from the store).
+    """
 
     item: Item
     features: FileFeatures | None = None
@@ -42,6 +46,7 @@ class ItemResult:
     seconds: float = 0.0
     reused: bool = False
     position: int = -1
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

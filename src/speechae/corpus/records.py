@@ -31,12 +31,14 @@ class RunSummary:
     """What a corpus run did; ``records`` has one row per item (for reports).
 
     ``output`` is None when a strict run stopped, which writes no output; ``earlier_output`` is
-    then the output path if a file from an earlier run is there.
+    then the output path if a file from an earlier run is there. ``warned`` are the items read
+    despite damage their decoder reported (their features are in the output).
     """
 
     output: Path | None
     records: pd.DataFrame
     failures: list[ItemResult] = field(default_factory=list)
+    warned: list[ItemResult] = field(default_factory=list)
     wall_seconds: float = 0.0
     computed: int = 0
     computed_seconds: float = 0.0
@@ -72,8 +74,12 @@ class RunSummary:
         if dropped:
             listed = f" (listed in {sidecar_path(self.output, 'dropped')})" if self.output is not None else ""
             lines.append(f"windows dropped for Mel values <= 0: {dropped}{listed}")
+        listed = f", listed in {sidecar_path(self.output, 'errors')}" if self.output is not None else ""
+        if self.warned:
+            lines.append(
+                f"read despite damage the decoder reported (DecoderWarning): {len(self.warned)}{listed}"
+            )
         if self.failures:
-            listed = f", listed in {sidecar_path(self.output, 'errors')}" if self.output is not None else ""
             lines.append(f"failed: {len(self.failures)}{listed}")
         if self.stopped_early:
             lines.append("stopped at the first failure (--strict); finished files are kept in the store")

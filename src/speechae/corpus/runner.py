@@ -153,7 +153,7 @@ class _BatchRun:
         if entry.error is not None:
             return entry.result(error=entry.error)
         if self.store is not None and _reusable(self.store, entry):
-            return entry.result(reused=True)
+            return entry.result(reused=True, warnings=self.store.warnings(entry.key))
         return None
 
     def compute(self, todo: list[Planned], outcomes: list) -> list[ItemResult]:
@@ -214,7 +214,8 @@ class _BatchRun:
                     results = [planned[result.position].unchanged(result) for result in results]
                     computed = [r for r in results if r.ok and not r.reused]
                     if computed:
-                        self.store.put_many([(r.key, r.features, r.audio_sha256) for r in computed])
+                        entries = [(r.key, r.features, r.audio_sha256) for r in computed]
+                        self.store.put_many(entries, warnings={r.key: r.warnings for r in computed})
                 for result in _in_batch_order(results, batch):
                     if progress is not None:
                         progress.advance(result)

@@ -1,4 +1,7 @@
-"""The lists beside a corpus run's output: ``OUT.errors.csv`` (failed items) and ``OUT.dropped.csv``.
+"""The lists beside a corpus run's output: ``OUT.errors.csv`` and ``OUT.dropped.csv``.
+
+The errors list holds the failed items and the items read despite damage their decoder reported
+(``DecoderWarning`` in its ``error`` column, their features in the output).
 
 Each has one header and one row order (as :func:`speechae.inputs.item_order` sorts items), so a
 single run and merged shards write them identically. An item's segment is given as in its input:
