@@ -154,6 +154,30 @@ def test_killed_run_resumes_without_recomputing_and_ends_byte_identical(corpus, 
     assert out.read_bytes() == expected.read_bytes()
 
 
+def test_a_second_command_on_a_running_output_stops_and_sigterm_ends_the_first_cleanly(tmp_path, speech_like):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder)
+    sf.write(folder / "long.wav", np.tile(speech_like, 200) / 8, 16000)  # 10 minutes, ~10 s of work
+    out = tmp_path / "features.csv"
+    command = [sys.executable, "-m", "speechae", "extract", folder, "-o", out, "--jobs", "2"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None and not Path(f"{out}.lock").exists():
+        time.sleep(0.05)
+    second = speechae("extract", folder, "-o", out, "--level", "dynamic")
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr.startswith(f"speechae: error: {out}: another speechae run (process {first.pid} on ")
+    first.send_signal(signal.SIGTERM)
+    stderr = first.communicate(timeout=120)[1]
+    assert first.returncode == 130 and not out.exists()
+    assert f"speechae: interrupted before writing {out}; finished recordings are kept in" in stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr and "semaphore" not in stderr
+    assert not Path(f"{out}.lock").exists()
+    resumed = speechae("extract", folder, "-o", out, "-q")
+    assert resumed.returncode == 0 and "files: 2 ok" in resumed.stdout
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
