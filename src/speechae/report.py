@@ -25,20 +25,16 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import os
 import warnings
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from speechae.atomic import atomic_path
+from speechae import pages
 from speechae.corpus import RECORD_COLUMNS, Extraction, RunSummary
 from speechae.errors import DroppedWindowsWarning, ParameterError
 from speechae.features import FileFeatures
@@ -52,29 +48,7 @@ __all__ = ["write_report"]
 STATUSES = ("ok", "failed")
 WORST = 6
 THUMBNAIL_DPI = 80
-MISSING = "–"
 WORST_COLOUR = "#c0392b"
-
-STYLE = """
-body { margin: 0; background: #f4f5f7; color: #1c2230;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; }
-main { max-width: 1200px; margin: 0 auto; padding: 8px 24px 32px; }
-h1 { font-size: 1.6em; margin: 20px 0 4px; }
-h2 { font-size: 1.2em; margin: 0 0 10px; }
-section { background: #fff; border: 1px solid #d9dde4; border-radius: 6px; padding: 16px 20px;
-  margin: 16px 0; }
-p.note { color: #4a5263; margin: 0 0 12px; max-width: 80ch; }
-table { border-collapse: collapse; font-size: 0.92em; }
-th, td { border-bottom: 1px solid #e4e7ec; padding: 5px 12px 5px 0; text-align: left;
-  vertical-align: top; }
-th { color: #4a5263; font-weight: 600; }
-td.number { text-align: right; font-variant-numeric: tabular-nums; }
-td.text { word-break: break-all; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
-figure { margin: 0; }
-figcaption { font-size: 0.9em; color: #4a5263; margin-bottom: 4px; word-break: break-all; }
-img { max-width: 100%; height: auto; border: 1px solid #e4e7ec; }
-"""
 
 
 def _validated(records: pd.DataFrame, worst: int) -> pd.DataFrame:
@@ -94,34 +68,10 @@ def _validated(records: pd.DataFrame, worst: int) -> pd.DataFrame:
     return records.reset_index(drop=True)
 
 
-def _text(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: float, fmt: str) -> str:
-    return format(value, fmt) if np.isfinite(value) else MISSING
-
-
 def _times(values: object) -> list[float]:
     if isinstance(values, (list, tuple, np.ndarray, pd.Series)):
         return [float(value) for value in values]
     return []
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]) -> str:
-    """An HTML table; each cell is ``(kind, escaped html)`` with kind ``number`` or ``text``."""
-    head = "".join(f"<th>{_text(header)}</th>" for header in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="{kind}">{cell}</td>' for kind, cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _png(figure: Figure, dpi: float, alt: str) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{encoded}" alt="{_text(alt)}">'
 
 
 def _summary(records: pd.DataFrame) -> str:
@@ -138,9 +88,12 @@ def _summary(records: pd.DataFrame) -> str:
         ("Windows analysed (500 ms)", str(int(ok["windows"].sum()))),
         ("Windows dropped", str(int(records["dropped"].fillna(0).sum()))),
         ("Files with dropped windows", str(int((records["dropped"].fillna(0) > 0).sum()))),
-        ("Median per-file reconstruction error", _number(float(errors.median()), ".4g")),
+        ("Median per-file reconstruction error", pages.number(float(errors.median()), ".4g")),
     ]
-    table = _table(("", "value"), ((("text", _text(name)), ("number", _text(value))) for name, value in rows))
+    table = pages.table(
+        ("", "value"),
+        ((("text", pages.escape(name)), ("number", pages.escape(value))) for name, value in rows),
+    )
     return f'<section id="summary"><h2>Summary</h2>{table}</section>'
 
 
@@ -149,9 +102,12 @@ def _failures(records: pd.DataFrame) -> str:
     if failed.empty:
         content = '<p class="note">Every file was processed.</p>'
     else:
-        content = '<p class="note">These files have no features in the output.</p>' + _table(
+        content = '<p class="note">These files have no features in the output.</p>' + pages.table(
             ("file", "reason"),
-            ((("text", _text(row.file)), ("text", _text(row.reason))) for row in failed.itertuples()),
+            (
+                (("text", pages.escape(row.file)), ("text", pages.escape(row.reason)))
+                for row in failed.itertuples()
+            ),
         )
     return f'<section id="failures"><h2>Failed files ({len(failed)})</h2>{content}</section>'
 
@@ -175,12 +131,12 @@ def _dropped(records: pd.DataFrame, config: FrontEndConfig) -> str:
             total = int(row.windows) + int(row.dropped)
             rows.append(
                 (
-                    ("text", _text(row.file)),
-                    ("number", _text(f"{int(row.dropped)} of {total}")),
-                    ("text", _text(spans or MISSING)),
+                    ("text", pages.escape(row.file)),
+                    ("number", pages.escape(f"{int(row.dropped)} of {total}")),
+                    ("text", pages.escape(spans or pages.MISSING)),
                 )
             )
-        content = note + _table(("file", "dropped windows", "time spans"), rows)
+        content = note + pages.table(("file", "dropped windows", "time spans"), rows)
     return f'<section id="dropped"><h2>Files with dropped windows ({len(affected)})</h2>{content}</section>'
 
 
@@ -228,7 +184,9 @@ def _error_section(records: pd.DataFrame, worst: pd.Series) -> str:
     if errors.empty:
         content = '<p class="note">No file was processed, so there is no error to show.</p>'
     else:
-        content = note + _png(_histogram(errors, worst), 100, "histogram of per-file reconstruction errors")
+        content = note + pages.png(
+            _histogram(errors, worst), 100, "histogram of per-file reconstruction errors"
+        )
     return f'<section id="errors-histogram"><h2>Reconstruction error per file</h2>{content}</section>'
 
 
@@ -242,15 +200,20 @@ def _worst_section(
     rows = [
         (
             ("number", str(rank)),
-            ("text", _text(file)),
-            ("number", _number(error, ".4g")),
-            ("number", _number(error / median if median > 0 else math.nan, ".2f")),
-            ("number", _number(float(by_file.at[file, "duration"]), ".2f")),
-            ("number", _text(f"{int(by_file.at[file, 'windows'])} / {int(by_file.at[file, 'dropped'])}")),
+            ("text", pages.escape(file)),
+            ("number", pages.number(error, ".4g")),
+            ("number", pages.number(error / median if median > 0 else math.nan, ".2f")),
+            ("number", pages.number(float(by_file.at[file, "duration"]), ".2f")),
+            (
+                "number",
+                pages.escape(f"{int(by_file.at[file, 'windows'])} / {int(by_file.at[file, 'dropped'])}"),
+            ),
         )
         for rank, (file, error) in enumerate(worst.items(), start=1)
     ]
-    table = _table(("#", "file", "mean error", "× median", "duration (s)", "windows kept / dropped"), rows)
+    table = pages.table(
+        ("#", "file", "mean error", "× median", "duration (s)", "windows kept / dropped"), rows
+    )
     ranks = {file: rank for rank, file in enumerate(worst.index, start=1)}
     order = sorted(thumbnails, key=lambda file: ranks.get(file, len(ranks) + 1))
     figures = []
@@ -261,8 +224,8 @@ def _worst_section(
             raise ParameterError(f"thumbnail of {file}: {error}") from None
         caption = f"#{ranks[file]} " if file in ranks else ""
         figures.append(
-            f"<figure><figcaption>{_text(caption + file)}</figcaption>"
-            f"{_png(figure, THUMBNAIL_DPI, f'spectrograms and errors of {file}')}</figure>"
+            f"<figure><figcaption>{pages.escape(caption + file)}</figcaption>"
+            f"{pages.png(figure, THUMBNAIL_DPI, f'spectrograms and errors of {file}')}</figure>"
         )
     note = (
         '<p class="note">For each file: the input log-Mel spectrogram and its reconstruction, the '
@@ -273,8 +236,9 @@ def _worst_section(
 
 
 def _settings(settings: dict[str, str]) -> str:
-    rows = ((("text", _text(name)), ("text", _text(value))) for name, value in settings.items())
-    return f'<section id="settings"><h2>Model and settings</h2>{_table(("setting", "value"), rows)}</section>'
+    rows = ((("text", pages.escape(name)), ("text", pages.escape(value))) for name, value in settings.items())
+    content = pages.table(("setting", "value"), rows)
+    return f'<section id="settings"><h2>Model and settings</h2>{content}</section>'
 
 
 def worst_files(records: pd.DataFrame, worst: int = WORST) -> pd.Series:
@@ -383,22 +347,12 @@ def write_report(
     processed = int((records["status"] == "ok").sum())
     heading = f"{len(records)} file{'s' if len(records) != 1 else ''}: {processed} processed, "
     heading += f"{len(records) - processed} failed"
-    page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>speechae report: {_text(heading)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
-        f'<h1>speechae report</h1>\n<p class="note">{_text(heading)}</p>\n'
-        + "\n".join(
-            (
-                _summary(records),
-                _failures(records),
-                _dropped(records, config),
-                _error_section(records, ranked),
-                _worst_section(records, ranked, thumbnails, config),
-                _settings(settings),
-            )
-        )
-        + "\n</main>\n</body>\n</html>\n"
+    sections = (
+        _summary(records),
+        _failures(records),
+        _dropped(records, config),
+        _error_section(records, ranked),
+        _worst_section(records, ranked, thumbnails, config),
+        _settings(settings),
     )
-    with atomic_path(Path(path)) as partial:
-        partial.write_text(page, encoding="utf-8")
+    pages.write_page(path, "speechae report", heading, sections)
