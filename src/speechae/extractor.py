@@ -46,14 +46,14 @@ from speechae.pipeline import (
 )
 from speechae.weights import LoadedModel
 
-__all__ = ["LEVELS", "Extractor", "static_of"]
+__all__ = ["LEVELS", "Extractor", "static_of", "warn_dropped"]
 
 
 def _seconds(values: Iterable[float] | np.ndarray) -> pd.TimedeltaIndex:
     return pd.to_timedelta(np.asarray(values, dtype=np.float64), unit="s")
 
 
-def _warn_dropped(features: FileFeatures, name: str) -> None:
+def warn_dropped(features: FileFeatures, name: str) -> None:
     """Warn of dropped windows, with their times in the recording."""
     if len(features.dropped):
         total = len(features.starts) + len(features.dropped)
@@ -171,7 +171,7 @@ class Extractor:
         """
         recording = self.pipeline.signal(signal, sampling_rate, start=start, end=end, name=file)
         features = self.pipeline.features(recording)
-        _warn_dropped(features, recording.name)
+        warn_dropped(features, recording.name)
         return self._table([(file, features)])
 
     def process_file(
@@ -214,7 +214,7 @@ class Extractor:
             if not result.ok:
                 raise result.error
         for result in ordered:
-            _warn_dropped(result.features, result.item.key)
+            warn_dropped(result.features, result.item.key)
         return self._table([(result.item.key, result.features) for result in ordered])
 
     def process_folder(
@@ -251,7 +251,7 @@ class Extractor:
         features = self.pipeline.features(
             recording, keep_spectrograms=keep_spectrograms, chunk_size=chunk_size, memory_budget=memory_budget
         )
-        _warn_dropped(features, recording.name)
+        warn_dropped(features, recording.name)
         return features
 
     def _table(self, results: list[tuple[str, FileFeatures]]) -> pd.DataFrame:

@@ -43,9 +43,12 @@ __all__ = [
     "MANIFEST_EXTENSIONS",
     "Item",
     "collect_items",
+    "item_key",
     "item_order",
     "parse_shard",
     "printable",
+    "read_manifest",
+    "segment_seconds",
 ]
 
 LIST_EXTENSIONS = (".txt", ".lst", ".list")
@@ -116,8 +119,19 @@ def _resolve(entry: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _seconds(value: object, where: str) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+def segment_seconds(value: object, where: str) -> float | None:
+    """A segment bound in seconds; empty, None, NaN and pandas' NA mean the recording's start or end.
+
+    Example:
+        >>> segment_seconds("1.5", "row 2"), segment_seconds(float("nan"), "row 2")
+        (1.5, None)
+
+    Raises:
+        ParameterError: ``value`` is not a number of seconds (``where`` says which row).
+    """
+    import pandas as pd
+
+    if (isinstance(value, str) and not value.strip()) or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     try:
         return float(value)
@@ -125,8 +139,23 @@ def _seconds(value: object, where: str) -> float | None:
         raise ParameterError(f"{where}: {value!r} is not a time in seconds") from None
 
 
-def _read_manifest(manifest: Path) -> pd.DataFrame:
-    """The manifest's table; a file pandas or pyarrow cannot parse is a ParameterError naming it."""
+def item_key(entry: str, base: Path, root: Path | None) -> str:
+    """The key of a file named ``entry`` in a list, manifest or labels file (see the module).
+
+    Example:
+        >>> item_key("spk1/a.wav", Path("/data/lists"), Path("/data"))
+        'lists/spk1/a.wav'
+        >>> item_key("/data/spk1/a.wav", Path("/data/lists"), Path("/data"))
+        'spk1/a.wav'
+    """
+    return _key(_resolve(entry, base), root)
+
+
+def read_manifest(manifest: Path, *, kind: str = "manifest") -> pd.DataFrame:
+    """The table of a CSV, TSV or Parquet file; one pandas or pyarrow cannot parse is a ParameterError.
+
+    ``kind`` names the file in messages ("manifest", "labels file").
+    """
     import pandas as pd
 
     try:
@@ -140,28 +169,27 @@ def _read_manifest(manifest: Path) -> pd.DataFrame:
             encoding_errors="surrogateescape",  # file names need not be UTF-8
         )
     except pd.errors.EmptyDataError:
-        raise ParameterError(f"{manifest}: the manifest is empty (it needs a 'file' column)") from None
+        raise ParameterError(f"{manifest}: the {kind} is empty (it needs a 'file' column)") from None
     except Exception as error:  # pandas, pyarrow and the C parser raise many kinds
         reason = " ".join(str(error).split()) or type(error).__name__
-        raise ParameterError(f"{manifest}: not a readable manifest ({reason})") from None
+        raise ParameterError(f"{manifest}: not a readable {kind} ({reason})") from None
 
 
 def _manifest_items(manifest: Path, base: Path, root: Path | None) -> list[Item]:
-    table = _read_manifest(manifest)
+    table = read_manifest(manifest)
     if "file" not in table.columns:
         raise ParameterError(
             f"{manifest}: a manifest needs a 'file' column (found {', '.join(table.columns)})"
         )
     items = []
     for row, record in enumerate(table.to_dict("records"), start=2):
-        path = _resolve(str(record["file"]), base)
         where = f"{manifest}, row {row}"
         items.append(
             Item(
-                _key(path, root),
-                str(path),
-                _seconds(record.get("start"), where),
-                _seconds(record.get("end"), where),
+                item_key(str(record["file"]), base, root),
+                str(_resolve(str(record["file"]), base)),
+                segment_seconds(record.get("start"), where),
+                segment_seconds(record.get("end"), where),
             )
         )
     return items
