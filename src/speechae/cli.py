@@ -60,6 +60,7 @@ def _jobs(text: str) -> int | str:
 def _parser() -> argparse.ArgumentParser:
     from speechae.corpus import AUTO, extract_corpus
     from speechae.engine import DEFAULT_MEMORY_BUDGET, PRECISIONS
+    from speechae.evaluation import AGGREGATES, MODELS, TASKS, evaluate
     from speechae.extractor import Extractor
     from speechae.models import ARCHITECTURES
     from speechae.pipeline import LEVELS
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     from speechae.version import __version__
     from speechae.writers import FORMATS
 
-    api, run, fit = defaults(Extractor), defaults(extract_corpus), defaults(train)
+    api, run, fit, judged = defaults(Extractor), defaults(extract_corpus), defaults(train), defaults(evaluate)
     figure = defaults(Extractor.file_features)
 
     parser = _Parser(
@@ -337,6 +338,82 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(handler=_train)
 
+    evaluation = commands.add_parser(
+        "evaluate",
+        help="cross-validate a classifier (or regression) on extracted features, by speaker",
+        description="Tell classes apart (or predict a score) from a static table that 'speechae "
+        "extract' wrote, with stratified cross-validation whose folds never split a group (speaker): "
+        "an RBF SVM on standardised features with C and gamma searched inside each training fold (or "
+        "a logistic regression; an SVR for a numeric target). Metrics come with 95 %% intervals by "
+        "bootstrap over groups. For each Mel band, the effect of the target on its mean "
+        "reconstruction error is measured on one value per group, with Benjamini-Hochberg q-values. "
+        "Writes RESULTS.json, RESULTS.json.bands.csv and RESULTS.json.predictions.csv.",
+    )
+    evaluation.add_argument(
+        "features", metavar="FEATURES", help="a static table written by 'speechae extract'"
+    )
+    evaluation.add_argument(
+        "--labels",
+        required=True,
+        metavar="LABELS",
+        help="CSV/TSV/Parquet with a 'file' column (named as in FEATURES, or as the extraction's inputs "
+        "were, see --root), the target and group columns; rows with a group and no file label all of "
+        "that group's files",
+    )
+    evaluation.add_argument("--target", required=True, metavar="COL", help="the labels column to predict")
+    evaluation.add_argument(
+        "--group", required=True, metavar="COL", help="the labels column of groups kept together (speaker)"
+    )
+    evaluation.add_argument("-o", "--output", required=True, metavar="RESULTS", help="the results (.json)")
+    evaluation.add_argument("--report", default=None, metavar="HTML", help="also write an HTML report")
+    evaluation.add_argument(
+        "--anonymise", action="store_true", help="the report names files and groups by stable codes"
+    )
+    evaluation.add_argument(
+        "--root", default=judged["root"], help="the --root the features were extracted with"
+    )
+    evaluation.add_argument(
+        "--task", choices=TASKS, default=judged["task"], help="what to do with the target (default: auto)"
+    )
+    evaluation.add_argument(
+        "--positive", default=judged["positive"], help="the positive class (default: the less frequent one)"
+    )
+    evaluation.add_argument(
+        "--folds", type=int, default=judged["folds"], help="cross-validation folds (default: %(default)s)"
+    )
+    evaluation.add_argument(
+        "--repeats",
+        type=int,
+        default=judged["repeats"],
+        help="repeats with other folds (default: %(default)s)",
+    )
+    evaluation.add_argument(
+        "--seed", type=int, default=judged["seed"], help="seed of folds, bootstrap, permutations (default: 0)"
+    )
+    evaluation.add_argument(
+        "--split",
+        default=judged["split"],
+        metavar="COL",
+        help="a labels column of predefined test folds (e.g. the corpus) instead of --folds",
+    )
+    evaluation.add_argument(
+        "--model", choices=MODELS, default=judged["model"], help="classifier (default: %(default)s)"
+    )
+    evaluation.add_argument(
+        "--permutations",
+        type=int,
+        default=judged["permutations"],
+        metavar="N",
+        help="label permutations respecting the groups, for a p-value of the headline metric",
+    )
+    evaluation.add_argument(
+        "--aggregate",
+        choices=AGGREGATES,
+        default=judged["aggregate"],
+        help="'group': metrics per group (mean decision score of its recordings) too",
+    )
+    evaluation.set_defaults(handler=_evaluate)
+
     merge = commands.add_parser(
         "merge",
         help="join shard outputs into one table",
@@ -508,6 +585,35 @@ def _train(args: argparse.Namespace) -> int:
         f"validation loss {result.best_validation_loss:.6g}); loss curve {result.loss_png}"
     )
     return EXIT_PARTIAL if result.skipped else EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from speechae.evaluation import check_evaluation_paths, evaluate, evaluation_text, write_evaluation
+    from speechae.evaluation.report import write_evaluation_report
+
+    inputs = (args.features, args.labels)
+    check_evaluation_paths(args.output, inputs, report=args.report)
+    evaluation = evaluate(
+        args.features,
+        args.labels,
+        target=args.target,
+        group=args.group,
+        root=args.root,
+        task=args.task,
+        positive=args.positive,
+        folds=args.folds,
+        repeats=args.repeats,
+        seed=args.seed,
+        split=args.split,
+        model=args.model,
+        permutations=args.permutations,
+        aggregate=args.aggregate,
+    )
+    written = write_evaluation(evaluation, args.output, inputs=inputs)
+    if args.report:
+        write_evaluation_report(evaluation, args.report, anonymise=args.anonymise)
+    print(evaluation_text(evaluation, [*written.values(), *([args.report] if args.report else [])]))
+    return EXIT_OK
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -64,6 +64,14 @@ class InputError(SpeechaeError, ValueError):
     """An input of a corpus run (a folder, list file or manifest) gave no recordings to process."""
 
 
+class LabelsError(SpeechaeError, ValueError):
+    """The labels of an evaluation cannot be used as they are (a group in two classes, one class...)."""
+
+
+class MissingDependencyError(SpeechaeError, ImportError):
+    """An optional dependency that the task needs is not installed (the message says which extra)."""
+
+
 class TemporaryStorageError(SpeechaeError, OSError):
     """A long recording's decoded samples cannot be parked in the temporary folder (``TMPDIR``)."""
 
