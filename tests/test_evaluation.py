@@ -182,6 +182,50 @@ def test_a_numeric_target_is_a_regression_with_spearman_and_one_value_per_group(
     assert results["confusion_matrix"] is None and "metrics_by_group" in results
 
 
+def test_three_classes_give_per_class_recall_a_square_confusion_matrix_and_eta_squared(corpus):
+    _, features, labels = corpus
+    unplanted = sorted({f"spk{k:02d}" for k in range(12)} - PLANTED)
+    kind = {speaker: "lowpass" for speaker in PLANTED} | {
+        s: "x" if k < 3 else "y" for k, s in enumerate(unplanted)
+    }
+    labels = labels.assign(kind=labels["speaker"].map(kind))
+    evaluation = evaluate(features, labels, target="kind", group="speaker", folds=3, model="logistic")
+    assert evaluation.task == "multiclass"
+    assert set(evaluation.metrics) == {
+        "accuracy",
+        "balanced_accuracy",
+        "recall_lowpass",
+        "recall_x",
+        "recall_y",
+    }
+    assert evaluation.metrics["recall_lowpass"]["value"] >= 0.9
+    matrix = np.array(evaluation.confusion_matrix["matrix"])
+    assert evaluation.confusion_matrix["labels"] == ["lowpass", "x", "y"] and matrix.sum() == 36
+    assert (evaluation.bands["effect_size"].between(0, 1)).all()
+
+
+def test_segments_keep_their_times_in_predictions_and_folds(corpus, tmp_path):
+    folder, _, labels = corpus
+    manifest = pd.DataFrame(
+        [
+            {"file": file, "start": start, "end": start + 1.5}
+            for file in labels["file"]
+            for start in (0.0, 1.5)
+        ]
+    )
+    manifest.to_csv(folder / "audio" / "segments.csv", index=False)
+    features = tmp_path / "segments.csv"
+    extracted = speechae(
+        "extract", folder / "audio" / "segments.csv", "--root", folder / "audio", "-o", features
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    evaluation = evaluate(features, labels, target="diagnosis", group="speaker", folds=3)
+    assert evaluation.details["counts"]["recordings"] == 72
+    assert list(evaluation.predictions.columns[:3]) == ["file", "start", "end"]
+    folds = evaluation.results()["folds"]
+    assert len(folds) == 72 and "spk00/take0.wav[0-1.5]" in folds and "spk00/take0.wav[1.5-3]" in folds
+
+
 def test_group_labels_predefined_folds_and_left_out_files(corpus):
     _, features, labels = corpus
     per_group = labels.groupby("speaker", as_index=False)["diagnosis"].first().assign(file=None)
