@@ -34,16 +34,16 @@ def test_entries_round_trip(tmp_path):
     assert len(store) == 2 and store.get("c") is None
 
 
-def test_decoder_warnings_are_kept_with_their_entry_and_replaced_with_it(tmp_path):
+def test_notes_are_kept_with_their_entry_and_replaced_with_it(tmp_path):
     store = FeatureStore(tmp_path / "run.store.sqlite")
-    cut = ("a.mp3: the MP3 stream ends inside a frame", "a.mp3: skipped data")
-    store.put_many([("a", features(), "sha-a"), ("b", features(), "sha-b")], warnings={"a": cut, "b": ()})
-    assert (store.warnings("a"), store.warnings("b"), store.warnings("c")) == (cut, (), ())
+    cut = {"warnings": ["a.mp3: the MP3 stream ends inside a frame"], "quality": {"snr_db": 31.5}}
+    store.put_many([("a", features(), "sha-a"), ("b", features(), "sha-b")], notes={"a": cut})
+    assert store.notes("a") == cut and store.notes("b") == {"warnings": [], "quality": {}}
     store.close()
     store = FeatureStore(tmp_path / "run.store.sqlite")
-    assert store.warnings("a") == cut
-    store.put("a", features(), audio_sha256="sha-a")  # computed again, read cleanly this time
-    assert store.warnings("a") == ()
+    assert store.notes("a") == cut
+    store.put("a", features(), audio_sha256="sha-a")  # computed again, by a version without notes
+    assert store.notes("a") == {"warnings": [], "quality": {}}
 
 
 @pytest.mark.parametrize(

@@ -172,13 +172,16 @@ class Extractor:
         recording = self.pipeline.signal(signal, sampling_rate, start=start, end=end, name=file)
         features = self.pipeline.features(recording)
         warn_dropped(features, recording.name)
-        return self._table([(file, features)])
+        return self._table([(file, features)], [recording.quality])
 
     def process_file(
         self, file: str | os.PathLike[str], *, start: float | None = None, end: float | None = None
     ) -> pd.DataFrame:
         """Features of one audio file (any format libsndfile reads), optionally a segment."""
-        return self._table([(os.fspath(file), self.file_features(file, start=start, end=end))])
+        recording = self.pipeline.read(file, start=start, end=end)
+        features = self.pipeline.features(recording)
+        warn_dropped(features, recording.name)
+        return self._table([(os.fspath(file), features)], [recording.quality])
 
     def process_files(
         self,
@@ -215,7 +218,9 @@ class Extractor:
                 raise result.error
         for result in ordered:
             warn_dropped(result.features, result.item.key)
-        return self._table([(result.item.key, result.features) for result in ordered])
+        return self._table(
+            [(result.item.key, result.features) for result in ordered], [r.quality for r in ordered]
+        )
 
     def process_folder(
         self,
@@ -254,7 +259,10 @@ class Extractor:
         warn_dropped(features, recording.name)
         return features
 
-    def _table(self, results: list[tuple[str, FileFeatures]]) -> pd.DataFrame:
+    def _table(
+        self, results: list[tuple[str, FileFeatures]], quality: list[dict[str, float]]
+    ) -> pd.DataFrame:
+        """The table of ``results``, whose ``attrs`` name the model and each file's drops and quality."""
         if self.level == "static":
             values = np.stack([static_of(features, file) for file, features in results])
             files = [file for file, _ in results]
@@ -275,5 +283,9 @@ class Extractor:
             weights_sha256=self.model.weights_sha256,
             level=self.level,
             dropped_windows={printable(file): features.dropped.tolist() for file, features in results},
+            quality={
+                printable(file): {**measures, "dropped_windows": len(features.dropped)}
+                for (file, features), measures in zip(results, quality, strict=True)
+            },
         )
         return table

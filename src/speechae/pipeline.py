@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import numpy as np
@@ -176,8 +176,8 @@ class PreparedRecording:
     ``inputs`` holds the scaled log-Mel of the kept windows, in memory (:class:`TensorInputs`)
     when they fit the memory budget, else in a temporary file (:class:`SpilledInputs`) or
     recomputed on demand (:class:`SignalInputs`). ``starts`` and ``dropped`` are the start
-    times of the kept and dropped windows on the recording's time axis; ``warnings`` are the
-    recording's own (:attr:`Recording.warnings`). :meth:`close` deletes
+    times of the kept and dropped windows on the recording's time axis; ``warnings`` and
+    ``quality`` are the recording's own (:class:`Recording`). :meth:`close` deletes
     the temporary file. In memory, it pickles as a NumPy array (a worker process's result).
     """
 
@@ -187,6 +187,7 @@ class PreparedRecording:
     duration: float
     name: str = ""
     warnings: tuple[str, ...] = ()
+    quality: dict[str, float] = field(default_factory=dict)
 
     def close(self) -> None:
         """Release the inputs' temporary file, if any."""
@@ -199,7 +200,15 @@ class PreparedRecording:
                 f"{self.name or 'a recording'}: only spectrograms in memory travel to another process"
             )
         windows = self.inputs.windows.cpu().numpy()
-        return _unpickled, (windows, self.starts, self.dropped, self.duration, self.name, self.warnings)
+        return _unpickled, (
+            windows,
+            self.starts,
+            self.dropped,
+            self.duration,
+            self.name,
+            self.warnings,
+            self.quality,
+        )
 
 
 def _unpickled(windows: np.ndarray, *fields: object) -> PreparedRecording:
@@ -296,7 +305,13 @@ def prepare(
     else:
         inputs = SignalInputs(conditioned, np.flatnonzero(kept), frontend, device)
     return PreparedRecording(
-        inputs, starts[kept], starts[~kept], recording.duration, recording.name, recording.warnings
+        inputs,
+        starts[kept],
+        starts[~kept],
+        recording.duration,
+        recording.name,
+        recording.warnings,
+        recording.quality,
     )
 
 

@@ -21,7 +21,7 @@ import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from speechae.frontend import (
     spools_conditioned,
     window_starts,
 )
+from speechae.quality import measure_quality
 from speechae.resampling import RESAMPLING
 
 __all__ = [
@@ -90,6 +91,8 @@ class Recording:
         name: the file (with the segment, if any) as messages name it; empty for an array.
         warnings: the messages of the decoder warnings given while reading it (damage it was
             read despite), so that a corpus run can list them.
+        quality: its channel and speech measures, from the samples as read
+            (:func:`~speechae.quality.measure_quality`).
     """
 
     signal: np.ndarray | ConditionedSignal
@@ -97,6 +100,7 @@ class Recording:
     offset: float = 0.0
     name: str = ""
     warnings: tuple[str, ...] = ()
+    quality: dict[str, float] = field(default_factory=dict)
 
     def close(self) -> None:
         """Delete the conditioned signal's temporary file, if it has one."""
@@ -159,11 +163,12 @@ def _recording(
     """The samples read, from frame ``first`` of their recording on, conditioned.
 
     The one place a recording's (or segment's) times are decided: it starts at its first sample
-    read and lasts as long as the samples read.
+    read and lasts as long as the samples read. Its quality is measured in the same pass, once
+    conditioning has accepted the samples.
     """
     duration, offset = len(samples) / sampling_rate, first / sampling_rate
     conditioned = _conditioned(samples, sampling_rate, config, name, resampling)
-    return Recording(conditioned, duration, offset, name)
+    return Recording(conditioned, duration, offset, name, quality=measure_quality(samples, sampling_rate))
 
 
 def _conditioned(

@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,9 +33,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import Tags
 
-from speechae.corpus import AUTO, run_items
+from speechae.corpus import AUTO, ItemResult, run_items
 from speechae.errors import NoAudioFilesError, ParameterError, check_counts
 from speechae.extractor import static_of, warn_dropped
+from speechae.features import FileFeatures
 from speechae.inputs import Item, printable, segment_seconds
 from speechae.pipeline import (
     DEFAULT_DEVICE,
@@ -45,6 +46,7 @@ from speechae.pipeline import (
     Pipeline,
     PipelineSpec,
 )
+from speechae.quality import QUALITY_COLUMNS
 from speechae.store import FeatureStore
 
 if TYPE_CHECKING:
@@ -171,9 +173,37 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                 :class:`~speechae.errors.AudioError` for a missing or unreadable file), naming it.
             StoreError: ``store`` is not a usable store.
         """
-        items = self._items(X)
         pipeline = self._pipeline()
-        values = np.empty((len(items), len(pipeline.column_names("static"))), dtype=np.float64)
+        values = np.empty((len(self._items(X)), len(pipeline.column_names("static"))), dtype=np.float64)
+        for result, features in self._results(X, pipeline):
+            values[result.position] = static_of(features, result.item.key)
+        return values
+
+    def quality(self, X: Recordings) -> pd.DataFrame:
+        """The quality measures of every recording (or segment) in ``X`` (:mod:`speechae.quality`).
+
+        Computed in the same pass as the features; with ``store``, recordings already done are
+        not read again.
+
+        Args:
+            X: audio paths, or a DataFrame with a ``file`` column (see the class).
+
+        Returns:
+            one row per row of ``X``, in its order, with the columns of
+            :data:`~speechae.quality.QUALITY_COLUMNS` (a DataFrame ``X`` keeps its index).
+
+        Raises:
+            the errors of :meth:`transform`.
+        """
+        rows: list[dict[str, float]] = [{} for _ in self._items(X)]
+        for result, features in self._results(X, self._pipeline()):
+            rows[result.position] = {**result.quality, "dropped_windows": len(features.dropped)}
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS), index=index)
+
+    def _results(self, X: Recordings, pipeline: Pipeline) -> Iterator[tuple[ItemResult, FileFeatures]]:
+        """Each item's result with its features (from the store when it held them)."""
+        items = self._items(X)
         store = None if self.store is None else FeatureStore(self.store)
         try:
             run = run_items(pipeline, items, jobs=self.jobs, store=store)
@@ -183,11 +213,10 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                         raise result.error
                     features = result.features if result.features is not None else store.get(result.key)
                     warn_dropped(features, result.item.key)
-                    values[result.position] = static_of(features, result.item.key)
+                    yield result, features
         finally:
             if store is not None:
                 store.close()
-        return values
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the output columns: DisVoice's, for the model's bottleneck width.

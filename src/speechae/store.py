@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS features (
     digest TEXT
 )
 """
-#: The decoder warnings of entries whose recording was read despite damage (JSON lists of messages).
-WARNINGS_SCHEMA = "CREATE TABLE IF NOT EXISTS warnings (key TEXT PRIMARY KEY, messages TEXT NOT NULL)"
+#: What was learnt of each entry's recording while reading it (JSON): the decoder warnings of a
+#: recording read despite damage, and its quality measures.
+NOTES_SCHEMA = "CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, notes TEXT NOT NULL)"
 COLUMNS = "key, audio_sha256, windows, bottleneck_width, n_mels, bottleneck, error, starts, dropped, duration"
 
 Result = TypeVar("Result")
@@ -122,7 +123,7 @@ class FeatureStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(SCHEMA)
-            self._db.execute(WARNINGS_SCHEMA)
+            self._db.execute(NOTES_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(features)")}
             if "digest" not in columns:  # a store written before entries carried their digest
                 self._db.execute("ALTER TABLE features ADD COLUMN digest TEXT")
@@ -144,14 +145,12 @@ class FeatureStore:
 
     @_reporting_damage
     def put_many(
-        self,
-        entries: list[tuple[str, FileFeatures, str]],
-        *,
-        warnings: dict[str, tuple[str, ...]] | None = None,
+        self, entries: list[tuple[str, FileFeatures, str]], *, notes: dict[str, dict] | None = None
     ) -> None:
         """Commit several recordings ``(key, features, audio_sha256)`` in one transaction.
 
-        ``warnings`` maps keys to the decoder warnings of their reading, kept beside them.
+        ``notes`` maps keys to what reading the recording taught (``{"warnings": [...],
+        "quality": {...}}``), kept beside its features.
         """
         rows = []
         for key, features, audio_sha256 in entries:
@@ -171,18 +170,17 @@ class FeatureStore:
             self._db.executemany(
                 f"INSERT OR REPLACE INTO features ({COLUMNS}, digest) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
             )
-            keys = [(key,) for key, _, _ in entries]
-            self._db.executemany("DELETE FROM warnings WHERE key = ?", keys)
+            self._db.executemany("DELETE FROM notes WHERE key = ?", [(key,) for key, _, _ in entries])
             self._db.executemany(
-                "INSERT INTO warnings (key, messages) VALUES (?, ?)",
-                [(key, json.dumps(list(messages))) for key, messages in (warnings or {}).items() if messages],
+                "INSERT INTO notes (key, notes) VALUES (?, ?)",
+                [(key, json.dumps(about)) for key, about in (notes or {}).items() if about],
             )
 
     @_reporting_damage
-    def warnings(self, key: str) -> tuple[str, ...]:
-        """The decoder warnings kept with the entry ``key`` (none for a recording read cleanly)."""
-        row = self._db.execute("SELECT messages FROM warnings WHERE key = ?", (key,)).fetchone()
-        return () if row is None else tuple(json.loads(row[0]))
+    def notes(self, key: str) -> dict:
+        """What reading the entry's recording taught: ``warnings`` and ``quality`` (empty if none)."""
+        row = self._db.execute("SELECT notes FROM notes WHERE key = ?", (key,)).fetchone()
+        return {"warnings": [], "quality": {}} | (json.loads(row[0]) if row is not None else {})
 
     @_reporting_damage
     def get(self, key: str) -> FileFeatures | None:

@@ -86,7 +86,9 @@ def compute_batch(
         for (entry, prepared), features in zip(ready, computed, strict=True):
             try:
                 checked = check_finite(features, entry.item.path)
-                results.append(entry.result(features=checked, warnings=prepared.warnings))
+                results.append(
+                    entry.result(features=checked, warnings=prepared.warnings, quality=prepared.quality)
+                )
             except SpeechaeError as error:
                 results.append(entry.result(error=describe(entry.item, error)))
     return results
@@ -112,4 +114,4 @@ def _long_item(
         features = pipeline.features(recording, chunk_size=chunk_size, memory_budget=memory_budget)
     except Exception as error:  # a corpus run never dies on one file
         return entry.result(error=describe(item, error))
-    return entry.result(features=features, warnings=recording.warnings)
+    return entry.result(features=features, warnings=recording.warnings, quality=recording.quality)

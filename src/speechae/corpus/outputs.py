@@ -32,6 +32,7 @@ from speechae.features import FileFeatures
 from speechae.inputs import Item, item_order, printable
 from speechae.pipeline import Pipeline
 from speechae.progress import Progress
+from speechae.quality import QUALITY_COLUMNS
 from speechae.store import FeatureStore, store_path
 from speechae.writers import TableWriter, check_kaldi_key, check_output_path, format_of
 
@@ -216,11 +217,12 @@ def _write_outputs(
     """
     finished = sorted(finished, key=lambda r: item_order(r.item))
     records = [file_record(r.item.label, reason=str(r.error), duration=r.seconds) for r in failures]
-    dropped_rows, total_rows = [], 0
+    dropped_rows, quality_rows, total_rows = [], [], 0
     for result in finished:
         item, features = result.item, store.get(result.key)
         records.append(file_record(item.label, features))
         dropped_rows += [[item.key, item.start, item.end, start] for start in features.dropped]
+        quality_rows.append(_quality_row(item, features, result.quality, layout))
         total_rows += 1 if layout.level == "static" else len(features.starts)
     if write:
         _write_table(store, finished, output, fmt, layout, total_rows)
@@ -233,8 +235,16 @@ def _write_outputs(
             [[r.item.key, r.item.start, r.item.end, kind, why] for r, kind, why in listed],
         )
         write_csv_atomically(sidecar_path(output, "dropped"), SIDECARS["dropped"][0], dropped_rows)
+        write_csv_atomically(sidecar_path(output, "quality"), SIDECARS["quality"][0], quality_rows)
     records.sort(key=lambda record: record["file"])
     return pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
+
+
+def _quality_row(item: Item, features: FileFeatures, quality: dict[str, float], layout: _Layout) -> list:
+    """The item's row of ``OUT.quality.csv``: named as in the static table, measures, dropped windows."""
+    start, end = features.span if layout.segments else ("", "")
+    measured = [quality.get(measure, "") for measure in QUALITY_COLUMNS if measure != "dropped_windows"]
+    return [item.key, start, end, *measured, len(features.dropped)]
 
 
 def _write_table(

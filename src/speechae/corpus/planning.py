@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from speechae.audio import audio_frames, file_sha256
 from speechae.errors import FileChangedError, SpeechaeError, naming
@@ -34,8 +34,8 @@ LONG_FILE_WINDOWS = 2048
 class ItemResult:
     """The outcome for one item: features, or the error that stopped it.
 
-    ``warnings`` are the decoder warnings of an item read despite damage (also when its
-    features come from the store).
+    ``warnings`` are the decoder warnings of an item read despite damage, and ``quality`` its
+    measures (:mod:`speechae.quality`), also when its features come from the store.
     """
 
     item: Item
@@ -47,6 +47,7 @@ class ItemResult:
     reused: bool = False
     position: int = -1
     warnings: tuple[str, ...] = ()
+    quality: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -86,7 +86,9 @@ class RunSummary:
             if self.earlier_output is not None:
                 lines.append(f"output: {self.earlier_output} is from an earlier run: this one wrote no table")
         elif ok:
-            lines.append(f"output: {self.output}")
+            lines.append(
+                f"output: {self.output} (quality of each recording: {sidecar_path(self.output, 'quality')})"
+            )
         else:
             why = "no file succeeded" if self.failures else "no files to process"
             lines.append(f"output: {self.output} (no rows: {why})")

@@ -153,7 +153,8 @@ class _BatchRun:
         if entry.error is not None:
             return entry.result(error=entry.error)
         if self.store is not None and _reusable(self.store, entry):
-            return entry.result(reused=True, warnings=self.store.warnings(entry.key))
+            notes = self.store.notes(entry.key)
+            return entry.result(reused=True, warnings=tuple(notes["warnings"]), quality=notes["quality"])
         return None
 
     def compute(self, todo: list[Planned], outcomes: list) -> list[ItemResult]:
@@ -215,7 +216,10 @@ class _BatchRun:
                     computed = [r for r in results if r.ok and not r.reused]
                     if computed:
                         entries = [(r.key, r.features, r.audio_sha256) for r in computed]
-                        self.store.put_many(entries, warnings={r.key: r.warnings for r in computed})
+                        notes = {
+                            r.key: {"warnings": list(r.warnings), "quality": r.quality} for r in computed
+                        }
+                        self.store.put_many(entries, notes=notes)
                 for result in _in_batch_order(results, batch):
                     if progress is not None:
                         progress.advance(result)

@@ -1,7 +1,9 @@
-"""The lists beside a corpus run's output: ``OUT.errors.csv`` and ``OUT.dropped.csv``.
+"""The lists beside a corpus run's output: ``OUT.errors.csv``, ``OUT.dropped.csv``, ``OUT.quality.csv``.
 
 The errors list holds the failed items and the items read despite damage their decoder reported
-(``DecoderWarning`` in its ``error`` column, their features in the output).
+(``DecoderWarning`` in its ``error`` column, their features in the output). ``OUT.quality.csv``
+holds the quality measures (:mod:`speechae.quality`) of every item in the output, its segment
+given as the static table gives it (the span read).
 
 Each has one header and one row order (as :func:`speechae.inputs.item_order` sorts items), so a
 single run and merged shards write them identically. An item's segment is given as in its input:
@@ -17,6 +19,7 @@ import math
 from pathlib import Path
 
 from speechae.atomic import atomic_path
+from speechae.quality import QUALITY_COLUMNS
 
 __all__ = ["SIDECARS", "sidecar_path", "write_csv_atomically"]
 
@@ -43,6 +46,7 @@ SIDECARS = {
         ["file", "segment_start", "segment_end", "start"],
         lambda row: (*_listed_item_order(*row[:3]), float(row[3])),
     ),
+    "quality": (["file", "start", "end", *QUALITY_COLUMNS], lambda row: _listed_item_order(*row[:3])),
 }
 
 

@@ -1,0 +1,181 @@
+"""What a recording's channel and speech look like, measured from its samples as stored.
+
+The channel measures tell recordings apart by how they were made, which a classifier must not
+learn instead of the speech: a class recorded over the telephone, upsampled from 8 kHz, clipped
+or noisier than the other. The speech measures describe the talking itself (patients may pause
+more); they are reported, never treated as confounds. Each is measured on the samples as read,
+before mixing, resampling or normalisation, in one pass over the recording (in blocks, so that a
+long recording kept on disk is never loaded whole).
+
+- ``sample_rate``: the stored sampling rate in Hz.
+- ``bandwidth_hz``: the effective bandwidth: the highest frequency whose long-term power is
+  within :data:`BANDWIDTH_FLOOR_DB` (40 dB) of the long-term spectrum's peak. The spectrum is
+  Welch's average of Hann-windowed periodograms (windows of about 32 ms, half overlapping) of the
+  channels' mean. Speech recorded at full band keeps power within 40 dB of its peak up to 6-8 kHz
+  and beyond; a recording upsampled from 8 kHz stops near 4 kHz, a low-passed one near its cut-off
+  (within about a quarter of it for an 8th-order Butterworth filter).
+- ``clipped_fraction``: the share of samples, over all channels before mixing, that lie in runs of
+  at least 3 equal samples at the format's full scale or at the channel's own extreme (clipping
+  before a gain change): a waveform's peak rarely stays flat for three samples.
+- ``dc_offset``: the mean of the channels' mean, as a fraction of full scale.
+- ``snr_db``: an estimate of the global signal-to-noise ratio from the distribution of frame
+  powers (frames of half a spectrum window, 16-23 ms): the noise power is the mean power of the
+  quietest 10 % of frames, as pauses hold noise alone (the idea of minimum statistics, Martin
+  2001, IEEE Trans. Speech Audio Process. 9:504-512); the speech power is the mean power of all
+  frames less the noise power. Capped at :data:`SNR_CAP_DB` (pauses of digital silence).
+- ``duration_s``: seconds of audio read.
+- ``speech_fraction``: the share of frames whose power is at least :data:`SPEECH_MARGIN_DB` (6 dB)
+  above that noise power and within 50 dB of the loudest frame.
+- ``dropped_windows``: windows the features left out (Mel values <= 0), added with the features.
+
+Example:
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(48000) / 16000
+    >>> tone = np.sin(2 * np.pi * 300 * t) * (t % 1 < 0.6) + 0.01 * rng.standard_normal(48000)
+    >>> measures = measure_quality(tone, 16000)
+    >>> measures["sample_rate"], round(measures["bandwidth_hz"]), round(measures["speech_fraction"], 1)
+    (16000, 438, 0.6)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+
+__all__ = [
+    "BANDWIDTH_FLOOR_DB",
+    "CHANNEL_MEASURES",
+    "QUALITY_COLUMNS",
+    "SNR_CAP_DB",
+    "SPEECH_MARGIN_DB",
+    "SPEECH_MEASURES",
+    "full_scale_of",
+    "measure_quality",
+]
+
+#: The channel measures, compared between classes by an evaluation.
+CHANNEL_MEASURES = ("sample_rate", "bandwidth_hz", "clipped_fraction", "dc_offset", "snr_db")
+#: The speech measures: reported, never treated as confounds.
+SPEECH_MEASURES = ("duration_s", "speech_fraction", "dropped_windows")
+#: The columns of ``OUT.quality.csv`` after the index, in order.
+QUALITY_COLUMNS = CHANNEL_MEASURES + SPEECH_MEASURES
+
+BANDWIDTH_FLOOR_DB = 40.0
+SNR_CAP_DB = 100.0
+SPEECH_MARGIN_DB = 6.0
+#: A frame louder than this below the loudest one is never counted as speech.
+SPEECH_RANGE_DB = 50.0
+#: Share of the quietest frames whose mean power estimates the noise.
+NOISE_SHARE = 0.1
+#: Equal samples in a row at an extreme that make a clipped run.
+CLIPPED_RUN = 3
+#: Spectrum windows per block read (a few MB of temporary arrays at any rate).
+BLOCK_WINDOWS = 256
+
+
+class Samples(Protocol):
+    """Samples in memory or a :class:`~speechae.audio.SpooledAudio`: a length, a dtype, ranges."""
+
+    dtype: np.dtype
+
+    def __len__(self) -> int: ...
+
+
+def full_scale_of(dtype: np.dtype) -> float:
+    """The largest magnitude a sample of ``dtype`` holds at full scale (1.0 for floating point).
+
+    Example:
+        >>> full_scale_of(np.dtype("int16")), full_scale_of(np.dtype("float32"))
+        (32767.0, 1.0)
+    """
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
+
+
+def _frames(samples: np.ndarray | Samples, first: int, last: int) -> np.ndarray:
+    block = samples[first:last] if isinstance(samples, np.ndarray) else samples.read(first, last)
+    return block.reshape(len(block), -1)
+
+
+def _clipped(channel: np.ndarray, extreme: float, full_scale: float, high: bool) -> int:
+    """Samples of ``channel`` in runs of :data:`CLIPPED_RUN` or more at full scale or at ``extreme``."""
+    if high:
+        at = (channel >= full_scale) | ((channel == extreme) & (extreme > 0))
+    else:
+        at = (channel <= -full_scale) | ((channel == extreme) & (extreme < 0))
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], at.view(np.int8), [0]))))
+    lengths = edges[1::2] - edges[::2]
+    return int(lengths[lengths >= CLIPPED_RUN].sum())
+
+
+def measure_quality(samples: np.ndarray | Samples, sampling_rate: int) -> dict[str, float]:
+    """The measures of a recording (all but ``dropped_windows``), see the module.
+
+    Args:
+        samples: ``(frames,)`` or ``(frames, channels)`` as read (integers at their type's full
+            scale, or floating point at 1.0), in memory or spooled to disk.
+        sampling_rate: the stored rate in Hz.
+
+    Returns:
+        ``{measure: value}``; NaN where a measure is undefined (no frame, no power).
+    """
+    total, full_scale = len(samples), full_scale_of(samples.dtype)
+    window = 1 << max(4, math.ceil(math.log2(0.032 * sampling_rate)))
+    hop, block = window // 2, BLOCK_WINDOWS * window // 2
+    blocks = range(0, total, block)
+    highs, lows, total_sum = None, None, 0.0
+    for first in blocks:  # first the extremes and the mean, then everything measured against them
+        frames = _frames(samples, first, min(first + block, total))
+        highs = frames.max(axis=0) if highs is None else np.maximum(highs, frames.max(axis=0))
+        lows = frames.min(axis=0) if lows is None else np.minimum(lows, frames.min(axis=0))
+        total_sum += float(frames.sum(dtype=np.float64)) / frames.shape[1]
+    if not total:
+        return {measure: math.nan for measure in QUALITY_COLUMNS[:-1]} | {"sample_rate": sampling_rate}
+    dc = total_sum / total / full_scale
+    taper = np.hanning(window)
+    spectrum, windows, clipped, powers = np.zeros(window // 2 + 1), 0, 0, []
+    for first in blocks:
+        own = min(block, total - first)
+        frames = _frames(samples, first, min(first + block + window - hop, total))
+        clipped += sum(
+            _clipped(frames[:own, c], float(extreme), full_scale, high)
+            for c in range(frames.shape[1])
+            for extreme, high in ((highs[c], True), (lows[c], False))
+        )
+        mono = frames.mean(axis=1, dtype=np.float64) / full_scale - dc
+        powers.append((mono[: own // hop * hop].reshape(-1, hop) ** 2).mean(axis=1))
+        starts = np.arange(0, min(own, len(mono) - window + 1), hop)
+        if len(starts):
+            segments = mono[starts[:, None] + np.arange(window)] * taper
+            spectrum += (np.abs(np.fft.rfft(segments, axis=1)) ** 2).sum(axis=0)
+            windows += len(starts)
+    measures = {
+        "sample_rate": sampling_rate,
+        "bandwidth_hz": _bandwidth(spectrum, windows, sampling_rate, window),
+        "clipped_fraction": clipped / (total * len(highs)),
+        "dc_offset": dc,
+        "duration_s": total / sampling_rate,
+        **_frame_measures(np.concatenate(powers)),
+    }
+    return {measure: measures[measure] for measure in QUALITY_COLUMNS if measure in measures}
+
+
+def _bandwidth(spectrum: np.ndarray, windows: int, sampling_rate: int, window: int) -> float:
+    if windows == 0 or spectrum.max() <= 0:
+        return math.nan
+    above = np.flatnonzero(spectrum >= spectrum.max() * 10 ** (-BANDWIDTH_FLOOR_DB / 10))
+    return float(above[-1] * sampling_rate / window)
+
+
+def _frame_measures(power: np.ndarray) -> dict[str, float]:
+    """``snr_db`` and ``speech_fraction`` from the powers of the frames (DC removed)."""
+    if len(power) == 0 or power.max() <= 0:
+        return {"snr_db": math.nan, "speech_fraction": math.nan}
+    quietest = np.sort(power)[: max(1, round(NOISE_SHARE * len(power)))]
+    noise = float(quietest.mean())
+    speech = float(power.mean()) - noise
+    snr = SNR_CAP_DB if noise <= 0 else min(SNR_CAP_DB, 10 * math.log10(max(speech, 1e-30) / noise))
+    threshold = max(noise * 10 ** (SPEECH_MARGIN_DB / 10), power.max() * 10 ** (-SPEECH_RANGE_DB / 10))
+    return {"snr_db": snr, "speech_fraction": float(np.mean(power > threshold))}
