@@ -105,7 +105,13 @@ def test_grouped_cross_validation_finds_the_planted_effect_where_it_was_planted(
     assert results["task"] == "binary" and results["positive_class"] == "pd"
     assert results["metrics"]["balanced_accuracy"]["value"] >= 0.9
     assert results["metrics"]["balanced_accuracy"]["ci95"][0] > 0.5
-    assert results["warnings"] == []
+    assert [w["kind"] for w in results["warnings"]] == ["confound"]  # the low-pass is a channel
+    assert "the classes differ in bandwidth_hz" in results["warnings"][0]["message"]
+    assert (
+        results["confounds"]["bandwidth_hz"]["effect_size"] < -2
+        and results["confounds"]["bandwidth_hz"]["q_value"] < 0.05
+    )
+    assert results["quality_only"]["balanced_accuracy"]["ci95"][0] > 0.5
     assert results["counts"] == {
         "recordings": 36,
         "groups": 12,
@@ -383,3 +389,59 @@ def test_the_readme_scikit_learn_example_runs_as_written(corpus, monkeypatch, ca
     exec(compile(example, "README.md", "exec"), {})
     uar = float(capsys.readouterr().out.split("UAR:")[1])
     assert uar >= 0.9
+
+
+@pytest.fixture(scope="module")
+def tremor(tmp_path_factory):
+    """12 speakers cut from one recording (one channel), the speakers of one class with a 5.5 Hz tremor."""
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/corpus is not beside this checkout")
+    from speechae.audio import read_audio
+
+    folder = tmp_path_factory.mktemp("tremor")
+    samples, rate = read_audio(CORPUS / "aeneas_de.mp3")
+    rows = []
+    for number in range(12):
+        speaker, diagnosis = f"spk{number:02d}", "pd" if number % 2 == 0 else "hc"
+        for take in range(2):
+            first = int((2 * number + take) * 2.8 * rate)
+            excerpt = samples[first : first + int(2.8 * rate)].copy()
+            if diagnosis == "pd":
+                excerpt *= 1 + 0.6 * np.sin(2 * np.pi * 5.5 * np.arange(len(excerpt)) / rate)
+            path = folder / "audio" / speaker / f"take{take}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, 0.5 * excerpt / np.abs(excerpt).max(), rate)
+            rows.append({"file": f"{speaker}/take{take}.wav", "speaker": speaker, "diagnosis": diagnosis})
+    features = folder / "features.parquet"
+    extracted = speechae(
+        "extract", folder / "audio", "--recursive", "--root", folder / "audio", "-o", features, "-q"
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    return features, pd.DataFrame(rows)
+
+
+def test_classes_that_differ_in_speech_only_raise_no_confound_warning(tremor):
+    features, labels = tremor
+    evaluation = evaluate(features, labels, target="diagnosis", group="speaker", folds=3)
+    assert "confound" not in [w["kind"] for w in evaluation.warnings]
+    assert all(
+        effect["q_value"] is None or effect["q_value"] >= 0.05
+        for effect in evaluation.results()["confounds"].values()
+    )
+
+
+def test_covariates_are_compared_and_a_missing_quality_file_is_a_warning(tremor, tmp_path):
+    import shutil
+
+    features, labels = tremor
+    labels = labels.assign(age=[60 + 2 * int(s[3:]) for s in labels["speaker"]], sex=["f", "m"] * 12)
+    evaluation = evaluate(
+        features, labels, target="diagnosis", group="speaker", folds=3, covariates=["age", "sex"]
+    )
+    assert {"age", "sex=m", "snr_db", "bandwidth_hz"} <= set(evaluation.confounds)
+    copied = tmp_path / "features.parquet"
+    shutil.copy(features, copied)
+    without = evaluate(copied, labels, target="diagnosis", group="speaker", folds=3)
+    assert without.confounds is None and without.quality_only is None
+    assert [w["kind"] for w in without.warnings] == ["quality"]
+    assert "no quality measures beside" in without.warnings[0]["message"]

@@ -49,8 +49,9 @@ def _cohen_d(positive: np.ndarray, negative: np.ndarray) -> tuple[float, float]:
     if n1 < 2 or n0 < 2:
         return np.nan, np.nan
     pooled = np.sqrt(((n1 - 1) * positive.var(ddof=1) + (n0 - 1) * negative.var(ddof=1)) / (n1 + n0 - 2))
-    if pooled == 0:
-        return np.nan, np.nan
+    if pooled == 0:  # each class constant: apart entirely, or not at all
+        difference = positive.mean() - negative.mean()
+        return (np.nan, np.nan) if difference == 0 else (float(np.copysign(np.inf, difference)), 0.0)
     return float((positive.mean() - negative.mean()) / pooled), float(
         stats.ttest_ind(positive, negative).pvalue
     )

@@ -28,6 +28,14 @@ from speechae.atomic import atomic_path, check_target
 from speechae.corpus.claims import check_apart
 from speechae.corpus.sidecars import sidecar_path
 from speechae.errors import LabelsError, ParameterError
+from speechae.evaluation.confounds import (
+    chance_level,
+    confound_message,
+    covariate_columns,
+    numeric_measures,
+    quality_rows,
+    read_quality,
+)
 from speechae.evaluation.crossval import (
     GRIDS,
     MODELS,
@@ -88,6 +96,9 @@ class Evaluation:
         bands: ``band, centre_hz, effect_size, p_value, q_value``, one row per Mel band.
         warnings: ``{"kind": ..., "message": ...}``.
         details: settings, model, counts and version, as written to the results.
+        confounds: ``{measure: {"effect_size", "p_value", "q_value"}}`` of the channel measures
+            and covariates between the classes (see :mod:`speechae.evaluation.confounds`).
+        quality_only: the headline metric of the same cross-validation on those measures alone.
     """
 
     task: str
@@ -100,6 +111,8 @@ class Evaluation:
     bands: pd.DataFrame
     warnings: list[dict[str, str]] = field(default_factory=list)
     details: dict[str, object] = field(default_factory=dict)
+    confounds: dict[str, dict[str, float]] | None = None
+    quality_only: dict[str, dict[str, object]] | None = None
 
     @property
     def headline(self) -> str:
@@ -122,6 +135,8 @@ class Evaluation:
                 **({"metrics_by_group": self.metrics_by_group} if self.metrics_by_group is not None else {}),
                 "confusion_matrix": self.confusion_matrix,
                 **({"permutation_p": self.permutation_p} if self.permutation_p is not None else {}),
+                **({"confounds": self.confounds} if self.confounds is not None else {}),
+                **({"quality_only": self.quality_only} if self.quality_only is not None else {}),
                 "folds": self.folds(),
                 "warnings": self.warnings,
                 **self.details,
@@ -237,6 +252,8 @@ def evaluate(
     model: str = MODELS[0],
     permutations: int = 0,
     aggregate: str = AGGREGATES[0],
+    covariates: Sequence[str] = (),
+    quality: pd.DataFrame | None = None,
 ) -> Evaluation:
     """Cross-validate ``model`` on the labelled rows of ``features`` and measure per-band effects.
 
@@ -256,6 +273,11 @@ def evaluate(
         model: ``"svm"`` (RBF SVM, SVR for a regression) or ``"logistic"``.
         permutations: label permutations, respecting the groups, for the headline metric's p-value.
         aggregate: ``"group"`` also reports metrics on each group's mean decision score.
+        covariates: labels columns (age, sex, ...) compared between the classes with the channel
+            measures, and used with them alone as features (see
+            :mod:`~speechae.evaluation.confounds`).
+        quality: the features' quality table (``OUT.quality.csv``); read from beside
+            ``features`` when it is a path.
 
     Raises:
         LabelsError: labels that cannot be used (see :func:`~speechae.evaluation.labels.check_labels`).
@@ -284,6 +306,7 @@ def evaluate(
         root=root,
         base=base,
         split=split,
+        covariates=covariates,
         name=labels_name,
     )
     task = choose_task(labelled.target, task)
@@ -335,6 +358,19 @@ def evaluate(
     if aggregate == "group":
         grouped, group_names = _by_group(runs, truth, groups, task, classes)
         metrics_by_group = bootstrap_intervals(metric, grouped, group_names, seed=seed)
+    if quality is None and not isinstance(features, pd.DataFrame):
+        quality = read_quality(features)
+    if quality is None:
+        warnings.append(
+            {
+                "kind": "quality",
+                "message": f"no quality measures beside {features_name} (FEATURES.quality.csv, written by "
+                "speechae extract): the recording channels of the classes were not compared",
+            }
+        )
+    confounds, quality_only = _confounds(
+        labelled, quality, covariates, truth, groups, fold_sets, task, classes, model, seed, warnings
+    )
     permutation_p = None
     if permutations:
         permutation_p = _permutation_p(
@@ -351,7 +387,52 @@ def evaluate(
         bands=_bands(labelled, truth, task),
         warnings=warnings,
         details=_details(labelled, task, classes, truth, runs, settings),
+        confounds=confounds,
+        quality_only=quality_only,
     )
+
+
+def _confounds(
+    labelled: Labelled,
+    quality: pd.DataFrame | None,
+    covariates: Sequence[str],
+    truth: np.ndarray,
+    groups: np.ndarray,
+    fold_sets: list[np.ndarray],
+    task: str,
+    classes: list[str],
+    model: str,
+    seed: int,
+    warnings: list[dict[str, str]],
+) -> tuple[dict | None, dict | None]:
+    """The effects of the channel measures and covariates, and their headline metric alone.
+
+    A ``confound`` warning goes first into ``warnings`` when they separate or differ between the
+    classes.
+    """
+    channel = quality_rows(quality, labelled.features.index) if quality is not None else None
+    measures = numeric_measures(channel, covariate_columns(labelled.covariates, covariates))
+    if not measures.shape[1]:
+        return None, None
+    effects = group_effects(measures, pd.Series(truth, index=measures.index), labelled.groups, task=task)
+    usable = measures.loc[:, measures.notna().any() & (measures.nunique() > 1)]
+    quality_only, separable = None, None
+    if usable.shape[1]:
+        metric, headline = _metric_functions(task, classes), HEADLINE[task]
+        runs = [
+            predict(usable.to_numpy(float), truth, groups, fold, task=task, model=model, seed=seed)
+            for fold in fold_sets
+        ]
+        columns = [(truth, run.prediction, _binary_score(run.score, task)) for run in runs]
+        quality_only = {headline: bootstrap_intervals(metric, columns, groups, seed=seed)[headline]}
+        value, (low, high) = quality_only[headline]["value"], quality_only[headline]["ci95"]
+        if np.isfinite(low) and low > chance_level(task, len(classes)):
+            separable = f"{headline} {value:.2f}, 95 % CI {low:.2f} to {high:.2f}"
+    differing = [str(name) for name, row in effects.iterrows() if row["q_value"] < SIGNIFICANCE]
+    message = confound_message(separable, differing)
+    if message:
+        warnings.insert(0, {"kind": "confound", "message": message})
+    return {str(name): row.to_dict() for name, row in effects.iterrows()}, quality_only
 
 
 def _permutation_p(values, truth, groups, fold, observed, task, model, seed, permutations, metric) -> float:
