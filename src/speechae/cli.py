@@ -412,6 +412,13 @@ def _parser() -> argparse.ArgumentParser:
         default=judged["aggregate"],
         help="'group': metrics per group (mean decision score of its recordings) too",
     )
+    evaluation.add_argument(
+        "--covariates",
+        default="",
+        metavar="COLS",
+        help="labels columns (e.g. age,sex) compared between the classes with the recordings' channel "
+        "measures (FEATURES.quality.csv) and used with them alone in the same cross-validation",
+    )
     evaluation.set_defaults(handler=_evaluate)
 
     merge = commands.add_parser(
@@ -608,6 +615,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         model=args.model,
         permutations=args.permutations,
         aggregate=args.aggregate,
+        covariates=[name.strip() for name in args.covariates.split(",") if name.strip()],
     )
     written = write_evaluation(evaluation, args.output, inputs=inputs)
     if args.report:

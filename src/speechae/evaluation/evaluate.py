@@ -627,6 +627,11 @@ def evaluation_text(evaluation: Evaluation, written: Sequence[str | os.PathLike[
     lines.append(
         f"Mel bands whose error differs (q < {SIGNIFICANCE}): {significant} of {len(evaluation.bands)}"
     )
+    if evaluation.quality_only:
+        alone = evaluation.quality_only[evaluation.headline]
+        lines.append(
+            f"{evaluation.headline} of the channel measures and covariates alone: {alone['value']:.3f}"
+        )
     lines += [f"warning ({w['kind']}): {w['message']}" for w in evaluation.warnings]
     lines += [f"wrote {os.fspath(path)}" for path in written]
     return "\n".join(lines)

@@ -116,6 +116,32 @@ def _confusion(evaluation: Evaluation) -> str:
     return f'<section id="confusion"><h2>Confusion matrix</h2>{content}</section>'
 
 
+def _confounds(evaluation: Evaluation) -> str:
+    headline = evaluation.headline
+    alone = (evaluation.quality_only or {}).get(headline)
+    note = (
+        '<p class="note">The recordings\' channel measures and the covariates, compared between the '
+        "classes on one value per group"
+        + (
+            f"; alone, in the same cross-validation, they reach {headline} {_interval(alone)}"
+            if alone
+            else ""
+        )
+        + ".</p>"
+    )
+    rows = (
+        (
+            ("text", pages.escape(name)),
+            ("number", pages.number(effect["effect_size"], ".3g")),
+            ("number", pages.number(effect["p_value"], ".3g")),
+            ("number", pages.number(effect["q_value"], ".3g")),
+        )
+        for name, effect in evaluation.confounds.items()
+    )
+    content = pages.table(("measure", "effect size", "p", "q"), rows)
+    return f'<section id="confounds"><h2>Recording channel and covariates</h2>{note}{content}</section>'
+
+
 def _bands(evaluation: Evaluation) -> str:
     bands = evaluation.bands
     significant = bands["q_value"] < SIGNIFICANCE
@@ -193,9 +219,10 @@ def write_evaluation_report(
 ) -> None:
     """Write one self-contained HTML page of ``evaluation``.
 
-    Sections (with their ``id``): ``headline`` (the headline metric and every warning),
-    ``metrics``, ``roc`` (binary tasks), ``confusion`` (classification), ``bands``, ``groups``
-    and ``settings``.
+    Sections (with their ``id``): ``headline`` (the headline metric and every warning, a
+    ``confound`` first), ``metrics``, ``roc`` (binary tasks), ``confusion`` (classification),
+    ``confounds`` (when channel measures or covariates were compared), ``bands``, ``groups`` and
+    ``settings``.
 
     Args:
         evaluation: what :func:`~speechae.evaluation.evaluate` found.
@@ -213,5 +240,7 @@ def write_evaluation_report(
         sections.append(_roc(evaluation))
     if evaluation.confusion_matrix is not None:
         sections.append(_confusion(evaluation))
+    if evaluation.confounds is not None:
+        sections.append(_confounds(evaluation))
     sections += [_bands(evaluation), _groups(evaluation, anonymise), _settings(evaluation, anonymise)]
     pages.write_page(path, "speechae evaluation", heading, sections)
