@@ -134,3 +134,91 @@ def test_extraction_writes_the_measures_beside_its_output_and_the_apis_give_them
         list(quality.columns) == list(QUALITY_COLUMNS)
         and quality["duration_s"].tolist() == [pytest.approx(len(samples) / rate)] * 2
     )
+
+
+def test_flags_and_the_suggested_low_pass_follow_their_documented_thresholds():
+    from speechae.quality import quality_flags, suggested_lowpass
+
+    table = pd.DataFrame(
+        {
+            "bandwidth_hz": [7800.0, 7600, 3900],
+            "clipped_fraction": [0.0, 0.0011, 0.0009],
+            "snr_db": [30, 9.9, 10],
+        },
+        index=["a.wav", "b.wav", "c.wav"],
+    )
+    assert quality_flags(table).tolist() == [
+        "",
+        "clipping on 0.11 % of samples; SNR 10 dB",
+        "bandwidth 3900 Hz, far below the median 7600 Hz",
+    ]
+    assert suggested_lowpass(table) == 3500.0
+    assert suggested_lowpass(table.iloc[:2]) is None
+
+
+@pytest.mark.weights
+def test_lowpass_filters_before_extraction_is_part_of_the_settings_and_caps_the_bandwidth(speech, tmp_path):
+    from speechae import Extractor
+    from speechae.frontend import low_passed
+
+    samples, rate = speech
+    plain, filtered = Extractor("cae-256"), Extractor("cae-256", lowpass=2000)
+    assert "lowpass_hz" not in plain.settings() and filtered.settings()["lowpass_hz"] == 2000
+    table = filtered.process_signal(samples, rate)
+    expected = plain.process_signal(low_passed(samples, rate, 2000), rate)
+    np.testing.assert_array_equal(table.to_numpy(), expected.to_numpy())
+    assert not np.array_equal(table.to_numpy(), plain.process_signal(samples, rate).to_numpy())
+    assert table.attrs["quality"][""]["bandwidth_hz"] == 2000
+    assert low_passed(samples, rate, 9000) is samples  # above the Nyquist frequency: nothing to do
+
+
+@pytest.mark.weights
+def test_a_long_recording_on_disk_is_low_passed_in_blocks_as_in_memory(speech, tmp_path, spools, monkeypatch):
+    from speechae import frontend
+    from speechae.pipeline import Pipeline
+
+    samples, rate = speech
+    sf.write(tmp_path / "a.wav", samples, rate, subtype="FLOAT")
+    in_memory = Pipeline("cae-256", lowpass=1500).read(tmp_path / "a.wav")
+    monkeypatch.setattr(frontend, "LOWPASS_BLOCK", 1000)  # blocks that cut the recording
+    with spool_audio(tmp_path / "a.wav") as spooled:
+        on_disk = frontend.low_passed(spooled, rate, 1500, spool=lambda n, dtype: frontend_spool(n, dtype))
+        np.testing.assert_allclose(
+            on_disk.read(0, len(on_disk)), frontend.low_passed(samples.astype(np.float32), rate, 1500)
+        )
+    assert in_memory.quality["bandwidth_hz"] <= 1500
+
+
+def frontend_spool(frames, dtype):
+    from speechae.audio import SampleSpool
+
+    return SampleSpool.create(frames, dtype)
+
+
+@pytest.mark.weights
+def test_the_corpus_report_shows_the_quality_flags_and_suggests_a_low_pass(tmp_path, speech):
+    import subprocess
+    import sys
+
+    samples, rate = speech
+    for number in range(3):
+        sf.write(tmp_path / f"wide{number}.wav", np.roll(samples, 4000 * number), rate, subtype="PCM_16")
+    narrow = signal.resample_poly(signal.resample_poly(samples, 8000, rate), rate, 8000)
+    sf.write(tmp_path / "phone.wav", narrow, rate, subtype="PCM_16")
+    out = tmp_path / "out" / "features.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "speechae",
+        "extract",
+        tmp_path,
+        "-o",
+        out,
+        "--report",
+        tmp_path / "r.html",
+        "-q",
+    ]
+    assert subprocess.run(command, capture_output=True, timeout=600).returncode == 0
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="quality"><h2>Recording quality (1 flagged)' in page
+    assert 'phone.wav</td><td class="text">bandwidth' in page and "<code>--lowpass 3" in page

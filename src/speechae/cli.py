@@ -161,6 +161,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     extract.add_argument(
+        "--lowpass",
+        type=float,
+        default=api["lowpass"],
+        metavar="HZ",
+        help="low-pass every recording at HZ before extraction (8th-order Butterworth), so that "
+        "recordings of different bandwidths are compared on a common channel; the report suggests a "
+        "value when the bandwidths differ (default: none, as DisVoice)",
+    )
+    extract.add_argument(
         "-j",
         "--jobs",
         type=_jobs,
@@ -491,6 +500,7 @@ def _extract(args: argparse.Namespace) -> int:
         precision=args.precision,
         memory_budget=args.memory_budget,
         resampling=args.resampling,
+        lowpass=args.lowpass,
     )
     options = {
         "fmt": args.format,

@@ -94,6 +94,8 @@ class Extractor:
         resampling: ``"exact"`` (default): DisVoice's whole-signal FFT up to 2^25 samples;
             ``"segmented"``: bounded memory at any length, not DisVoice's bits (see
             :class:`~speechae.pipeline.Pipeline`).
+        lowpass: a cut-off in Hz to low-pass every recording before extraction (a common
+            channel for recordings of different bandwidths); None (default): unfiltered.
 
     Example:
         >>> import numpy as np
@@ -111,12 +113,18 @@ class Extractor:
         precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
         resampling: str = DEFAULT_RESAMPLING,
+        lowpass: float | None = None,
     ) -> None:
         if level not in LEVELS:
             raise ParameterError(f"level must be one of {LEVELS}, not {level!r}")
         self.level = level
         self.pipeline = Pipeline(
-            model, device=device, precision=precision, memory_budget=memory_budget, resampling=resampling
+            model,
+            device=device,
+            precision=precision,
+            memory_budget=memory_budget,
+            resampling=resampling,
+            lowpass=lowpass,
         )
 
     def __repr__(self) -> str:

@@ -53,6 +53,7 @@ from speechae.frontend import (
     ConditionedSignal,
     FrontEndConfig,
     LogMelFrontEnd,
+    check_lowpass,
     frame_range,
     frontend_config,
     window_count,
@@ -416,6 +417,7 @@ class PipelineSpec:
     precision: str
     memory_budget: int | None
     resampling: str
+    lowpass: float | None = None
 
     def to_dict(self) -> dict[str, str | int | None]:
         """The spec as keyword arguments of :class:`Pipeline`."""
@@ -447,6 +449,9 @@ class Pipeline:
             segments beyond; ``"segmented"``: segments at any length, so that recordings at
             other rates stay within the budget, with numbers that differ from DisVoice's in
             near-empty Mel bands (:data:`~speechae.resampling.RESAMPLING`).
+        lowpass: a cut-off in Hz: every recording is low-pass filtered before extraction
+            (:func:`~speechae.frontend.low_passed`), so that recordings of different bandwidths
+            are compared on a common channel; None (default): as DisVoice, unfiltered.
 
     Example:
         >>> pipeline = Pipeline("cae-256")  # doctest: +SKIP
@@ -463,7 +468,9 @@ class Pipeline:
         precision: str = DEFAULT_PRECISION,
         memory_budget: int | None = None,
         resampling: str = DEFAULT_RESAMPLING,
+        lowpass: float | None = None,
     ) -> None:
+        check_lowpass(lowpass)
         if precision not in PRECISIONS:
             raise ParameterError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if resampling not in RESAMPLING:
@@ -477,9 +484,12 @@ class Pipeline:
         self.precision = precision
         self.memory_budget = memory_budget
         self.resampling = resampling
+        self.lowpass = lowpass
         self.model: LoadedModel = load_model(model, device=self.device)
         self.frontend = LogMelFrontEnd(frontend_config(self.model.metadata)).to(self.device)
-        self.spec = PipelineSpec(os.fspath(model), str(self.device), precision, memory_budget, resampling)
+        self.spec = PipelineSpec(
+            os.fspath(model), str(self.device), precision, memory_budget, resampling, lowpass
+        )
         _BUILT.setdefault(self.spec, self)
 
     def __repr__(self) -> str:
@@ -498,13 +508,14 @@ class Pipeline:
             "weights_sha256": self.model.weights_sha256,
             "precision": self.precision,
             "resampling": self.resampling,
+            **({"lowpass_hz": self.lowpass} if self.lowpass is not None else {}),
             "speechae": __version__,
         }
 
     @property
-    def reading(self) -> tuple[FrontEndConfig, str]:
-        """How this pipeline reads recordings: its front-end settings and resampling."""
-        return self.frontend.config, self.resampling
+    def reading(self) -> tuple[FrontEndConfig, str, float | None]:
+        """How this pipeline reads recordings: its front-end settings, resampling and low-pass."""
+        return self.frontend.config, self.resampling, self.lowpass
 
     def column_names(self, level: str) -> list[str]:
         """Names of the feature columns at ``level`` (``"static"`` or ``"dynamic"``)."""
@@ -525,7 +536,12 @@ class Pipeline:
     ) -> Recording:
         """The file (or its segment) read and conditioned: :func:`~speechae.recordings.read_recording`."""
         return read_recording(
-            path, start=start, end=end, config=self.frontend.config, resampling=self.resampling
+            path,
+            start=start,
+            end=end,
+            config=self.frontend.config,
+            resampling=self.resampling,
+            lowpass=self.lowpass,
         )
 
     def signal(
@@ -546,6 +562,7 @@ class Pipeline:
             config=self.frontend.config,
             name=name,
             resampling=self.resampling,
+            lowpass=self.lowpass,
         )
 
     def prepare(self, recording: Recording, *, memory_budget: int | None = None) -> PreparedRecording:

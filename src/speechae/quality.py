@@ -13,7 +13,8 @@ long recording kept on disk is never loaded whole).
   Welch's average of Hann-windowed periodograms (windows of about 32 ms, half overlapping) of the
   channels' mean. Speech recorded at full band keeps power within 40 dB of its peak up to 6-8 kHz
   and beyond; a recording upsampled from 8 kHz stops near 4 kHz, a low-passed one near its cut-off
-  (within about a quarter of it for an 8th-order Butterworth filter).
+  (within about a quarter of it for an 8th-order Butterworth filter). An extraction with
+  ``--lowpass`` reports at most its cut-off: the bandwidth the features see.
 - ``clipped_fraction``: the share of samples, over all channels before mixing, that lie in runs of
   at least 3 equal samples at the format's full scale or at the channel's own extreme (clipping
   before a gain change): a waveform's peak rarely stays flat for three samples.
@@ -47,6 +48,7 @@ import math
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "BANDWIDTH_FLOOR_DB",
@@ -57,6 +59,8 @@ __all__ = [
     "SPEECH_MEASURES",
     "full_scale_of",
     "measure_quality",
+    "quality_flags",
+    "suggested_lowpass",
 ]
 
 #: The channel measures, compared between classes by an evaluation.
@@ -198,3 +202,52 @@ def _frame_measures(power: np.ndarray, smoothing: int) -> dict[str, float]:
     snr = SNR_CAP_DB if noise <= 0 else min(SNR_CAP_DB, 10 * math.log10(max(speech, 1e-30) / noise))
     threshold = max(noise * 10 ** (SPEECH_MARGIN_DB / 10), power.max() * 10 ** (-SPEECH_RANGE_DB / 10))
     return {"snr_db": snr, "speech_fraction": float(np.mean(power > threshold))}
+
+
+#: Documented thresholds of the corpus report's flags (see :func:`quality_flags`).
+FLAG_BANDWIDTH_SHARE = 0.75
+FLAG_CLIPPED_FRACTION = 0.001
+FLAG_SNR_DB = 10.0
+
+
+def quality_flags(quality: pd.DataFrame) -> pd.Series:
+    """Why each recording of a corpus may be on another channel than the rest (empty: no reason).
+
+    A bandwidth under three quarters of the corpus median (:data:`FLAG_BANDWIDTH_SHARE`; audio
+    upsampled from 8 kHz among 16 kHz recordings has about half), clipping on more than 0.1 % of
+    the samples, an estimated SNR below 10 dB.
+
+    Example:
+        >>> table = pd.DataFrame({"bandwidth_hz": [7000.0, 7200, 3400], "clipped_fraction": [0, 0.02, 0],
+        ...                       "snr_db": [30.0, 25, 8]}, index=["a", "b", "c"])
+        >>> quality_flags(table).tolist()
+        ['', 'clipping on 2 % of samples', 'bandwidth 3400 Hz, far below the median 7000 Hz; SNR 8 dB']
+    """
+    median = quality["bandwidth_hz"].median()
+    reasons = []
+    for row in quality.itertuples():
+        found = []
+        if row.bandwidth_hz < FLAG_BANDWIDTH_SHARE * median:
+            found.append(f"bandwidth {row.bandwidth_hz:.0f} Hz, far below the median {median:.0f} Hz")
+        if row.clipped_fraction > FLAG_CLIPPED_FRACTION:
+            found.append(f"clipping on {100 * row.clipped_fraction:.2g} % of samples")
+        if row.snr_db < FLAG_SNR_DB:
+            found.append(f"SNR {row.snr_db:.0f} dB")
+        reasons.append("; ".join(found))
+    return pd.Series(reasons, index=quality.index, dtype=object)
+
+
+def suggested_lowpass(quality: pd.DataFrame) -> float | None:
+    """A ``--lowpass`` cut-off that puts every recording on one channel, when bandwidths differ.
+
+    The lowest bandwidth (with a tenth off for the filter's slope) rounded down to 100 Hz; None
+    when every bandwidth is within a fifth of the highest.
+
+    Example:
+        >>> suggested_lowpass(pd.DataFrame({"bandwidth_hz": [7900.0, 7500, 3900]}))
+        3500.0
+    """
+    bandwidths = quality["bandwidth_hz"].dropna()
+    if bandwidths.empty or bandwidths.min() >= 0.8 * bandwidths.max():
+        return None
+    return float(max(100, math.floor(0.9 * bandwidths.min() / 100) * 100))

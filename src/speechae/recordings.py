@@ -41,6 +41,7 @@ from speechae.frontend import (
     ConditionedSignal,
     FrontEndConfig,
     condition_signal,
+    low_passed,
     spools_conditioned,
     window_starts,
 )
@@ -159,16 +160,28 @@ def _recording(
     config: FrontEndConfig,
     name: str,
     resampling: str,
+    lowpass: float | None,
 ) -> Recording:
     """The samples read, from frame ``first`` of their recording on, conditioned.
 
     The one place a recording's (or segment's) times are decided: it starts at its first sample
-    read and lasts as long as the samples read. Its quality is measured in the same pass, once
-    conditioning has accepted the samples.
+    read and lasts as long as the samples read. With ``lowpass`` the samples go through
+    :func:`~speechae.frontend.low_passed` first. Its quality is measured on the samples as read,
+    once conditioning has accepted them; with ``lowpass``, ``bandwidth_hz`` is at most the
+    cut-off, the bandwidth the features see.
     """
     duration, offset = len(samples) / sampling_rate, first / sampling_rate
-    conditioned = _conditioned(samples, sampling_rate, config, name, resampling)
-    return Recording(conditioned, duration, offset, name, quality=measure_quality(samples, sampling_rate))
+    spool = functools.partial(SampleSpool.create, name=name)
+    filtered = samples if lowpass is None else low_passed(samples, sampling_rate, lowpass, spool=spool)
+    try:
+        conditioned = _conditioned(filtered, sampling_rate, config, name, resampling)
+    finally:
+        if filtered is not samples and isinstance(filtered, SampleSpool):
+            filtered.close()
+    quality = measure_quality(samples, sampling_rate)
+    if lowpass is not None:  # the channel the features see
+        quality["bandwidth_hz"] = min(quality["bandwidth_hz"], lowpass)
+    return Recording(conditioned, duration, offset, name, quality=quality)
 
 
 def _conditioned(
@@ -196,13 +209,15 @@ def read_recording(
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str | None = None,
     resampling: str = RESAMPLING[0],
+    lowpass: float | None = None,
 ) -> Recording:
     """Read ``path`` (from ``start`` to ``end`` seconds, when given) and condition it.
 
     The samples as read are released before this returns; close the result (or use it as a
     context manager) to delete the temporary file of a long recording. ``name`` is how
     messages name it (default: the path, with the segment); ``resampling`` is
-    :func:`~speechae.frontend.condition_signal`'s.
+    :func:`~speechae.frontend.condition_signal`'s; ``lowpass`` (Hz) filters the samples first
+    (:func:`~speechae.frontend.low_passed`).
 
     Example:
         >>> with read_recording("talk.wav", start=1.5, end=4.0) as recording:  # doctest: +SKIP
@@ -219,7 +234,7 @@ def read_recording(
         recording_samples(path, start, end, config) as (samples, sampling_rate),
     ):
         first = segment_frames(start, end, sampling_rate, 0)[0]
-        recording = _recording(samples, sampling_rate, first, config, name, resampling)
+        recording = _recording(samples, sampling_rate, first, config, name, resampling, lowpass)
     recording.warnings = tuple(warnings)
     return recording
 
@@ -233,10 +248,11 @@ def signal_recording(
     config: FrontEndConfig = DEFAULT_FRONTEND,
     name: str = "",
     resampling: str = RESAMPLING[0],
+    lowpass: float | None = None,
 ) -> Recording:
     """Condition samples ``(samples,)`` or ``(samples, channels)`` (from ``start`` to ``end`` seconds).
 
-    Times are relative to the beginning of ``signal``.
+    Times are relative to the beginning of ``signal``; ``lowpass`` as in :func:`read_recording`.
 
     Raises:
         ParameterError: a bad sampling rate or segment; AudioError: see :func:`read_recording`.
@@ -245,4 +261,4 @@ def signal_recording(
     check_sampling_rate(sampling_rate, name=name)
     first, last = segment_frames(start, end, sampling_rate, len(samples), name=name)
     name = with_segment(name, start, end) if name else name
-    return _recording(samples[first:last], sampling_rate, first, config, name, resampling)
+    return _recording(samples[first:last], sampling_rate, first, config, name, resampling, lowpass)

@@ -36,12 +36,21 @@ from matplotlib.figure import Figure
 
 from speechae import pages
 from speechae.corpus import RECORD_COLUMNS, Extraction, RunSummary
+from speechae.corpus.sidecars import sidecar_path
 from speechae.errors import DroppedWindowsWarning, ParameterError
 from speechae.features import FileFeatures
 from speechae.frontend import DEFAULT_FRONTEND, FrontEndConfig
 from speechae.inputs import Item
 from speechae.plots import dropped_spans, recording_figure
 from speechae.progress import clock
+from speechae.quality import (
+    FLAG_BANDWIDTH_SHARE,
+    FLAG_CLIPPED_FRACTION,
+    FLAG_SNR_DB,
+    quality_flags,
+    suggested_lowpass,
+)
+from speechae.recordings import with_segment
 
 __all__ = ["write_report"]
 
@@ -170,6 +179,55 @@ def _histogram(errors: pd.Series, worst: pd.Series) -> Figure:
     axes.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=3, fontsize="small", frameon=False)
     axes.grid(axis="y", alpha=0.3)
     return figure
+
+
+#: The quality measures drawn in the report, with their axis labels.
+QUALITY_FIGURES = {
+    "bandwidth_hz": "bandwidth (Hz)",
+    "snr_db": "estimated SNR (dB)",
+    "clipped_fraction": "share of clipped samples",
+    "speech_fraction": "share of speech frames",
+}
+
+
+def _quality_section(quality: pd.DataFrame | None) -> str:
+    """Distributions of the recordings' quality measures, the files flagged and why."""
+    if quality is None or quality.empty:
+        return (
+            '<section id="quality"><h2>Recording quality</h2><p class="note">No quality measures '
+            "(OUT.quality.csv) beside this run's output.</p></section>"
+        )
+    figure = Figure(figsize=(10, 2.6), layout="constrained")
+    panels = figure.subplots(1, len(QUALITY_FIGURES))
+    for axes, (measure, label) in zip(panels, QUALITY_FIGURES.items(), strict=True):
+        values = quality[measure].to_numpy(dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if len(values):
+            axes.hist(values, bins=min(30, max(5, len(values) // 3)), color="#5b7fb5", edgecolor="white")
+        axes.set_xlabel(label)
+        axes.yaxis.get_major_locator().set_params(integer=True)
+    flags = quality_flags(quality)
+    flagged = flags[flags != ""]
+    note = (
+        '<p class="note">Measured on each recording as stored (see speechae.quality). Flagged: a bandwidth '
+        f"under {FLAG_BANDWIDTH_SHARE:.0%} of the corpus median, clipping on more than "
+        f"{FLAG_CLIPPED_FRACTION:.1%} of the samples, an estimated SNR below {FLAG_SNR_DB:.0f} dB. "
+        "Recordings that differ in these may be told apart by their channel rather than their speech.</p>"
+    )
+    cutoff = suggested_lowpass(quality)
+    if cutoff is not None:
+        note += (
+            f'<p class="note">The bandwidths differ: extracting with <code>--lowpass {cutoff:.0f}</code> '
+            "compares every recording on a common channel.</p>"
+        )
+    rows = (
+        (("text", pages.escape(file)), ("text", pages.escape(reason))) for file, reason in flagged.items()
+    )
+    listed = (
+        pages.table(("file", "why"), rows) if len(flagged) else '<p class="note">No recording is flagged.</p>'
+    )
+    content = note + pages.png(figure, 100, "distributions of the quality measures") + listed
+    return f'<section id="quality"><h2>Recording quality ({len(flagged)} flagged)</h2>{content}</section>'
 
 
 def _error_section(records: pd.DataFrame, worst: pd.Series) -> str:
@@ -304,7 +362,23 @@ def report_run(
         **({"command": command} if command else {}),
         "output": str(summary.output),
     }
-    write_report(path, summary.records, settings, thumbnails, worst=worst, config=pipeline.frontend.config)
+    quality = None
+    if summary.output is not None and sidecar_path(summary.output, "quality").is_file():
+        table = pd.read_csv(sidecar_path(summary.output, "quality"), dtype={"file": str})
+        spans = [
+            with_segment(f, s, e) if pd.notna(s) else f
+            for f, s, e in zip(table["file"], table["start"], table["end"], strict=True)
+        ]
+        quality = table.drop(columns=["file", "start", "end"]).set_axis(spans)
+    write_report(
+        path,
+        summary.records,
+        settings,
+        thumbnails,
+        worst=worst,
+        config=pipeline.frontend.config,
+        quality=quality,
+    )
 
 
 def write_report(
@@ -315,11 +389,12 @@ def write_report(
     *,
     worst: int = WORST,
     config: FrontEndConfig = DEFAULT_FRONTEND,
+    quality: pd.DataFrame | None = None,
 ) -> None:
     """Write one self-contained HTML page that summarises a corpus run.
 
     Sections (with their ``id``): ``summary``, ``failures``, ``dropped``, ``errors-histogram``,
-    ``worst`` and ``settings``. The page is written under a temporary name and renamed when
+    ``worst``, ``quality`` and ``settings``. The page is written under a temporary name and renamed when
     complete.
 
     Args:
@@ -334,6 +409,8 @@ def write_report(
             highest ``mean_error``. Those figures come first, in rank order.
         worst: how many of the files with the highest error to list and mark in the histogram.
         config: the front-end settings the features were computed with.
+        quality: the recordings' quality measures (``OUT.quality.csv``, indexed by file), for
+            the ``quality`` section.
 
     Raises:
         ParameterError: a column is missing, a status is unknown, ``worst`` is negative or a
@@ -353,6 +430,7 @@ def write_report(
         _dropped(records, config),
         _error_section(records, ranked),
         _worst_section(records, ranked, thumbnails, config),
+        _quality_section(quality),
         _settings(settings),
     )
     pages.write_page(path, "speechae report", heading, sections)

@@ -95,6 +95,8 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
             so one store may serve several models.
         root: the folder that relative paths in ``X`` are taken from (default: the working
             directory). Warnings name recordings by their paths as given.
+        lowpass: a cut-off in Hz to low-pass every recording first (see
+            :class:`~speechae.pipeline.Pipeline`); None: unfiltered.
 
     Attributes:
         n_features_out_: the number of output columns (1536 for a bottleneck of 256); their
@@ -118,6 +120,7 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
         resampling: str = DEFAULT_RESAMPLING,
         store: str | os.PathLike[str] | None = None,
         root: str | os.PathLike[str] | None = None,
+        lowpass: float | None = None,
     ) -> None:
         self.model = model
         self.jobs = jobs
@@ -126,6 +129,7 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
         self.resampling = resampling
         self.store = store
         self.root = root
+        self.lowpass = lowpass
 
     def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
@@ -236,7 +240,7 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
                 f"model must be a registered model name or a weights path, not {self.model!r}"
             )
         return PipelineSpec(
-            os.fspath(self.model), str(self.device), self.precision, None, self.resampling
+            os.fspath(self.model), str(self.device), self.precision, None, self.resampling, self.lowpass
         ).build()
 
     def _items(self, X: object) -> list[Item]:

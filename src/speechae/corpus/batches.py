@@ -32,17 +32,23 @@ Outcome = Recording | PreparedRecording | SpeechaeError
 _CPU_FRONTENDS: dict[FrontEndConfig, LogMelFrontEnd] = {}
 
 
-def read_item(item: Item, config: FrontEndConfig, resampling: str) -> Recording | SpeechaeError:
+def read_item(
+    item: Item, config: FrontEndConfig, resampling: str, lowpass: float | None
+) -> Recording | SpeechaeError:
     """The item read and conditioned, or the error that stopped it (never raises)."""
     try:
-        return read_recording(item.path, start=item.start, end=item.end, config=config, resampling=resampling)
+        return read_recording(
+            item.path, start=item.start, end=item.end, config=config, resampling=resampling, lowpass=lowpass
+        )
     except Exception as error:  # a corpus run never dies on one file
         return describe(item, error)
 
 
-def prepare_item(item: Item, config: FrontEndConfig, resampling: str) -> PreparedRecording | SpeechaeError:
+def prepare_item(
+    item: Item, config: FrontEndConfig, resampling: str, lowpass: float | None
+) -> PreparedRecording | SpeechaeError:
     """Worker task: the item read and its spectrograms computed on the CPU (never raises)."""
-    recording = read_item(item, config, resampling)
+    recording = read_item(item, config, resampling, lowpass)
     if isinstance(recording, SpeechaeError):
         return recording
     frontend = _CPU_FRONTENDS.setdefault(config, LogMelFrontEnd(config))

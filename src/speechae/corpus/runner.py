@@ -231,7 +231,10 @@ class _BatchRun:
 
 
 def _read_here(
-    entries: list[Planned], reading: tuple[FrontEndConfig, str], readers: futures.Executor, budget: int
+    entries: list[Planned],
+    reading: tuple[FrontEndConfig, str, float | None],
+    readers: futures.Executor,
+    budget: int,
 ) -> list[Outcome | None]:
     """:func:`read_item` for a batch's short items, in this process.
 
