@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Extract autoencoder features into one table. Finished work is kept in "
         "OUTPUT.store.sqlite, so an interrupted run resumes where it stopped when the same command is "
         "run again; a changed setting or model never reuses stale results. A file that cannot be "
-        "processed is listed with its reason in OUTPUT.errors.csv and in the summary; the exit code is "
+        "processed is listed with its reason in OUTPUT.errors.csv and in the summary; each recording's "
+        "quality measures (bandwidth, clipping, SNR, ...) go to OUTPUT.quality.csv. The exit code is "
         f"0 when every file succeeded, {EXIT_PARTIAL} when some failed and {EXIT_ERROR} when none "
         "succeeded or the command itself is wrong.",
     )
