@@ -21,7 +21,13 @@ class SpeechaeError(Exception):
 
 
 class ParameterError(SpeechaeError, ValueError):
-    """An argument has a value outside what the function accepts."""
+    """An argument has a value outside what the function accepts.
+
+    Raised for: an argument out of range: a segment outside the recording or with bounds that are
+    not numbers, a signal that is a single number or has no channels, a sampling rate outside 4–384
+    kHz given with an array, an output that is a folder or is also an input, a place where the run's
+    files cannot be created.
+    """
 
 
 class AudioError(SpeechaeError, ValueError):
@@ -29,59 +35,110 @@ class AudioError(SpeechaeError, ValueError):
 
 
 class AudioFileNotFoundError(AudioError, FileNotFoundError):
-    """The audio file does not exist."""
+    """The audio file does not exist.
+
+    Raised for: the file (or a link's target) does not exist.
+    """
 
 
 class AudioDecodeError(AudioError):
-    """The file is not audio, is corrupt, or is in a format that cannot be decoded."""
+    """The file is not audio, is corrupt, or is in a format that cannot be decoded.
+
+    Raised for: not audio, corrupt or unsupported; a pipe, device or socket (refused before it is
+    opened: reading one may never end); a header with a sampling rate outside 4–384 kHz, or that
+    claims more than 10,000 frames per byte of file (hours in a few kilobytes); a file cut short
+    where its container records its length (see "Damaged and unusual inputs" on the exactness page).
+    """
 
 
 class EmptyAudioError(AudioError):
-    """The recording holds no samples."""
+    """The recording holds no samples.
+
+    Raised for: a 0-byte file, or one that decodes to no samples.
+    """
 
 
 class AudioTooShortError(AudioError):
-    """The recording is shorter than one 500 ms analysis window."""
+    """The recording is shorter than one 500 ms analysis window.
+
+    Raised for: shorter than one 0.5 s window (its length is never rounded up to it).
+    """
 
 
 class SilentAudioError(AudioError):
-    """Every sample of the recording has the same value, so it cannot be peak-normalised."""
+    """Every sample of the recording has the same value, so it cannot be peak-normalised.
+
+    Raised for: every sample has the same value, so it cannot be peak-normalised.
+    """
 
 
 class NoUsableWindowsError(AudioError):
-    """Every window of the recording was dropped (its Mel spectrogram has a value <= 0)."""
+    """Every window of the recording was dropped (its Mel spectrogram has a value <= 0).
+
+    Raised for: every window was dropped (its Mel spectrogram has a value <= 0).
+    """
 
 
 class NonFiniteAudioError(AudioError):
-    """The recording contains NaN or infinite samples."""
+    """The recording contains NaN or infinite samples.
+
+    Raised for: NaN or infinite samples, or samples so large that float32 sums overflow.
+    """
 
 
 class NoAudioFilesError(AudioError):
-    """A folder or list of inputs contains no audio file."""
+    """A folder or list of inputs contains no audio file.
+
+    Raised for: a folder with no audio file of the extensions asked for, or an empty list of files.
+    """
 
 
 class InputError(SpeechaeError, ValueError):
-    """An input of a corpus run (a folder, list file or manifest) gave no recordings to process."""
+    """An input of a corpus run (a folder, list file or manifest) gave no recordings to process.
+
+    Raised for: an input of a corpus run gave nothing to process: an empty folder, a list file or
+    manifest that names no file, a manifest without a `file` column or that pandas/pyarrow cannot
+    parse (0-byte CSV, corrupt Parquet, an unterminated quote).
+    """
 
 
 class LabelsError(SpeechaeError, ValueError):
-    """The labels of an evaluation cannot be used as they are (a group in two classes, one class...)."""
+    """The labels of an evaluation cannot be used as they are (a group in two classes, one class...).
+
+    Raised for: labels an evaluation cannot use: a missing column, a group in two classes or two
+    predefined folds, one class only, a class with fewer groups than folds, a file or group with two
+    different targets.
+    """
 
 
 class MissingDependencyError(SpeechaeError, ImportError):
-    """An optional dependency that the task needs is not installed (the message says which extra)."""
+    """An optional dependency that the task needs is not installed (the message says which extra).
+
+    Raised for: an optional dependency the task needs is missing (evaluation: scikit-learn, `pip
+    install "speechae[ml]"`).
+    """
 
 
 class TemporaryStorageError(SpeechaeError, OSError):
-    """A long recording's decoded samples cannot be parked in the temporary folder (``TMPDIR``)."""
+    """A long recording's decoded samples cannot be parked in the temporary folder (``TMPDIR``).
+
+    Raised for: no room in `TMPDIR` for a long recording's samples (speechae then keeps them in
+    memory).
+    """
 
 
 class ModelError(SpeechaeError, RuntimeError):
-    """A model cannot be found, fetched, verified or loaded."""
+    """A model cannot be found, fetched, verified or loaded.
+
+    Raised for: the base of the three above; `AudioError` is the base of the audio errors above it.
+    """
 
 
 class UnknownModelError(ModelError, KeyError):
-    """The model name is neither a registered model nor an existing file."""
+    """The model name is neither a registered model nor an existing file.
+
+    Raised for: a model name that is neither registered nor a file.
+    """
 
     def __str__(self) -> str:  # KeyError would otherwise wrap the message in quotes
         return str(self.args[0]) if self.args else ""
@@ -92,15 +149,25 @@ class WeightsFetchError(ModelError):
 
 
 class WeightsIntegrityError(ModelError):
-    """A weights file does not have the expected checksum or layout."""
+    """A weights file does not have the expected checksum or layout.
+
+    Raised for: weights with the wrong checksum or layout, that do not fit the network, or with NaN
+    or infinite values.
+    """
 
 
 class StoreError(SpeechaeError, RuntimeError):
-    """The resumable store of a corpus run cannot be opened or is not a speechae store."""
+    """The resumable store of a corpus run cannot be opened or is not a speechae store.
+
+    Raised for: the run's store cannot be opened or is not a speechae store.
+    """
 
 
 class DamagedStoreEntryError(StoreError):
-    """An entry of the store no longer matches the digest it was written with."""
+    """An entry of the store no longer matches the digest it was written with.
+
+    Raised for: a store entry no longer matches its digest (the recording is computed again).
+    """
 
 
 class ExtractionError(SpeechaeError, RuntimeError):
@@ -108,7 +175,10 @@ class ExtractionError(SpeechaeError, RuntimeError):
 
 
 class OutputInUseError(SpeechaeError, RuntimeError):
-    """Another corpus run is writing the same output (it holds ``OUT.lock``)."""
+    """Another corpus run is writing the same output (it holds ``OUT.lock``).
+
+    Raised for: another run is writing the same output (it holds `OUT.lock`); `--wait` waits for it.
+    """
 
 
 class NonFiniteFeaturesError(SpeechaeError, RuntimeError):
@@ -116,7 +186,10 @@ class NonFiniteFeaturesError(SpeechaeError, RuntimeError):
 
 
 class FileChangedError(SpeechaeError, RuntimeError):
-    """A recording changed on disk after it was hashed, so its features are not stored."""
+    """A recording changed on disk after it was hashed, so its features are not stored.
+
+    Raised for: a recording changed on disk while it was processed ("run again").
+    """
 
 
 def all_dropped(name: str, n_windows: int) -> NoUsableWindowsError:

@@ -554,8 +554,8 @@ def evaluation_paths(output: str | os.PathLike[str]) -> dict[str, Path]:
     """The files an evaluation writes: ``results``, ``bands`` and ``predictions``.
 
     Example:
-        >>> [path.name for path in evaluation_paths("out/results.json").values()]
-        ['results.json', 'results.json.bands.csv', 'results.json.predictions.csv']
+        >>> print(*(path.name for path in evaluation_paths("out/results.json").values()))
+        results.json results.json.bands.csv results.json.predictions.csv
     """
     output = Path(output)
     return {
