@@ -609,7 +609,7 @@ def write_evaluation(
 def evaluation_text(evaluation: Evaluation, written: Sequence[str | os.PathLike[str]] = ()) -> str:
     """A few lines for the end of ``speechae evaluate``: what was evaluated, the metrics, the files.
 
-    Warnings come right after the headline metric, so that it is never read without them.
+    The warnings follow the metrics, a ``confound`` warning first.
     """
     counts = evaluation.details.get("counts", {})
     task = evaluation.task + (
