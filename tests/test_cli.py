@@ -60,6 +60,7 @@ SAME_DEFAULTS = {
         "precision": ("Extractor", "precision"),
         "memory_budget": ("Extractor", "memory_budget"),
         "resampling": ("Extractor", "resampling"),
+        "lowpass": ("Extractor", "lowpass"),
         "format": ("extract_corpus", "fmt"),
         "batch_windows": ("extract_corpus", "batch_windows"),
         "strict": ("extract_corpus", "strict"),
