@@ -178,8 +178,9 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
             StoreError: ``store`` is not a usable store.
         """
         pipeline = self._pipeline()
-        values = np.empty((len(self._items(X)), len(pipeline.column_names("static"))), dtype=np.float64)
-        for result, features in self._results(X, pipeline):
+        items = self._items(X)
+        values = np.empty((len(items), len(pipeline.column_names("static"))), dtype=np.float64)
+        for result, features in self._results(items, pipeline):
             values[result.position] = static_of(features, result.item.key)
         return values
 
@@ -199,15 +200,15 @@ class AutoencoderFeatures(TransformerMixin, BaseEstimator):
         Raises:
             the errors of :meth:`transform`.
         """
-        rows: list[dict[str, float]] = [{} for _ in self._items(X)]
-        for result, features in self._results(X, self._pipeline()):
+        items = self._items(X)
+        rows: list[dict[str, float]] = [{} for _ in items]
+        for result, features in self._results(items, self._pipeline()):
             rows[result.position] = {**result.quality, "dropped_windows": len(features.dropped)}
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(rows, columns=list(QUALITY_COLUMNS), index=index)
 
-    def _results(self, X: Recordings, pipeline: Pipeline) -> Iterator[tuple[ItemResult, FileFeatures]]:
+    def _results(self, items: list[Item], pipeline: Pipeline) -> Iterator[tuple[ItemResult, FileFeatures]]:
         """Each item's result with its features (from the store when it held them)."""
-        items = self._items(X)
         store = None if self.store is None else FeatureStore(self.store)
         try:
             run = run_items(pipeline, items, jobs=self.jobs, store=store)

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from speechae.errors import LabelsError
+from speechae.errors import LabelsError, ParameterError
 from speechae.inputs import item_key, read_manifest
 
 __all__ = ["TASKS", "Labelled", "check_labels", "choose_task", "match_labels", "read_labels"]
@@ -67,8 +67,6 @@ def read_labels(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        from speechae.errors import ParameterError
-
         raise ParameterError(f"{path}: no such labels file")
     return read_manifest(path, kind="labels file")
 
